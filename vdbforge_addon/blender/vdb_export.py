@@ -1,0 +1,129 @@
+"""Write the asset's OpenVDB sequence (`<asset>_####.vdb`) from a baked gas cache."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.atomic import temp_path_for
+from ..core.preset_model import Preset
+from ..core.version import vdbforge_version
+from .cache_grids import DomainGeometry, pick_grid, read_gas_frame
+from .openvdb_import import import_openvdb
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class ExportReport:
+    files: list[str] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    grids_per_frame: dict[int, list[str]] = field(default_factory=dict)
+    active_voxels: dict[int, dict[str, int]] = field(default_factory=dict)
+    visible_bounds: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)
+
+    def union_bounds(self, frames: list[int] | None = None) -> tuple[list[float], list[float]] | None:
+        boxes = [self.visible_bounds[f] for f in (frames or self.visible_bounds) if f in self.visible_bounds]
+        if not boxes:
+            return None
+        return [min(b[0][i] for b in boxes) for i in range(3)], [max(b[1][i] for b in boxes) for i in range(3)]
+
+
+BOUNDS_GRIDS = ("density", "flame")
+VISIBLE_FRACTION = 0.02  # voxels fainter than this fraction of the frame's peak do not decide the framing
+
+
+def visible_world_bounds(grid) -> tuple[list[float], list[float]] | None:
+    """World box of the voxels that are actually visible, so faint wisps do not shrink the subject in previews."""
+    (i0, j0, k0), (i1, j1, k1) = grid.evalActiveVoxelBoundingBox()
+    values = np.zeros((i1 - i0 + 1, j1 - j0 + 1, k1 - k0 + 1), dtype=np.float32)
+    grid.copyToArray(values, ijk=(i0, j0, k0))
+    peak = float(values.max())
+    if peak <= 0:
+        return None
+    mask = values > VISIBLE_FRACTION * peak
+    lo, hi = [], []
+    for axis in range(3):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        lo.append(hit[0])
+        hi.append(hit[-1])
+    w0 = grid.transform.indexToWorld((i0 + lo[0] - 0.5, j0 + lo[1] - 0.5, k0 + lo[2] - 0.5))
+    w1 = grid.transform.indexToWorld((i0 + hi[0] + 0.5, j0 + hi[1] + 0.5, k0 + hi[2] + 0.5))
+    return [min(a, b) for a, b in zip(w0, w1, strict=True)], [max(a, b) for a, b in zip(w0, w1, strict=True)]
+
+
+def asset_metadata(preset: Preset, params: dict, frame: int) -> dict[str, object]:
+    return {
+        "creator": f"VDBForge {vdbforge_version()}",
+        "vdbforge_preset": preset.id,
+        "vdbforge_family": preset.family,
+        "vdbforge_parameters": json.dumps(params, sort_keys=True),
+        "units": "meters",
+        "frame": frame,
+        "fps": preset.domain.fps,
+    }
+
+
+def export_gas_frames(
+    preset: Preset,
+    params: dict,
+    cache_dir: Path,
+    out_dir: Path,
+    frames: list[int],
+    on_progress: ProgressFn | None = None,
+) -> ExportReport:
+    """One `.vdb` per frame holding the preset's export grids; empty grids are skipped with a notice."""
+    vdb = import_openvdb()
+    geometry = DomainGeometry.from_domain(preset.domain)
+    upres = preset.domain.noise.upres if preset.domain.noise.enabled else 1
+    half = preset.export.precision == "half"
+    report = ExportReport()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for n, frame in enumerate(frames, start=1):
+        cached = read_gas_frame(cache_dir, frame, geometry, upres)
+        chosen = []
+        counts: dict[str, int] = {}
+        for name in preset.export.grids:
+            picked = pick_grid(cached, name)
+            if picked is None:
+                report.notices.append(f"frame {frame}: grid '{name}' is not in the cache; skipped")
+                continue
+            _source, grid = picked
+            grid.pruneInactive()
+            count = int(grid.activeVoxelCount())
+            if count == 0:
+                report.notices.append(f"frame {frame}: grid '{name}' is empty; skipped")
+                continue
+            grid.name = name
+            grid.gridClass = vdb.GridClass.FOG_VOLUME if name != "velocity" else vdb.GridClass.UNKNOWN
+            grid.saveFloatAsHalf = half
+            chosen.append(grid)
+            counts[name] = count
+            if name in BOUNDS_GRIDS and (box := visible_world_bounds(grid)) is not None:
+                old = report.visible_bounds.get(frame)
+                report.visible_bounds[frame] = (
+                    box
+                    if old is None
+                    else (
+                        [min(a, b) for a, b in zip(old[0], box[0], strict=True)],
+                        [max(a, b) for a, b in zip(old[1], box[1], strict=True)],
+                    )
+                )
+        if chosen:
+            path = out_dir / f"{preset.id}_{frame:04d}.vdb"
+            with temp_path_for(path) as tmp:
+                vdb.write(str(tmp), chosen, metadata=asset_metadata(preset, params, frame))
+            report.files.append(str(path))
+            report.frames.append(frame)
+            report.grids_per_frame[frame] = [g.name for g in chosen]
+            report.active_voxels[frame] = counts
+        else:
+            report.notices.append(f"frame {frame}: every grid is empty; no file written")
+        if on_progress:
+            on_progress(n, len(frames))
+    return report

@@ -1,0 +1,140 @@
+"""The `vdbforge` command. `main(argv)` returns an exit code and is callable from `blender -b --python-expr` too."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .core.errors import VDBForgeError, WorkerFailure
+from .core.parameters import parse_assignments
+from .core.preset_library import list_presets, resolve_preset
+from .core.render_run import RenderOptions, parse_frame_list, parse_frames, run_render
+from .core.worker_client import WorkerCommand
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other failure
+        raise SystemExit(_fail(f"{self.prog}: {message}", code=2))
+
+
+def _fail(message: str, code: int = 1, as_json: bool = False, failure: dict | None = None) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, "error": message, "failure": failure}))
+    print(f"vdbforge: error: {message}", file=sys.stderr)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="vdbforge", description="Volumetric assets from presets, headless.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+
+    presets = sub.add_parser("presets", help="list built-in and user presets")
+    presets.add_argument("--json", action="store_true", help="machine-readable output")
+
+    render = sub.add_parser("render", help="build, bake, export and preview one preset")
+    render.add_argument("--preset", required=True, help="preset id or path to a preset .json file")
+    render.add_argument("--out", required=True, help="output folder (vdb/, preview/, result.json)")
+    render.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a tunable parameter, e.g. --set domain.vorticity=0.5",
+    )
+    render.add_argument("--resolution", type=int, help="domain resolution (longest side), 8-512")
+    render.add_argument("--frames", help="bake frames A:B, export every step-th with A:B:step")
+    render.add_argument("--angles", type=int, help="number of preview angles (default from the preset, 4)")
+    render.add_argument("--preview-frames", help="frames to preview: 8,12,16 or 6:16")
+    render.add_argument("--keep-cache", action="store_true", help="keep the Mantaflow cache in OUT/cache")
+    render.add_argument("--timeout", type=float, default=3600.0, help="seconds before the worker is stopped")
+    render.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def _progress_printer(as_json: bool):
+    tty = sys.stderr.isatty()
+
+    def on_message(message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "status":
+            print(f"[{message['stage']}] {message.get('message', '')}", file=sys.stderr, flush=True)
+        elif kind == "progress" and tty:
+            print(f"\r  {message['stage']} {message['done']}/{message['total']}", end="", file=sys.stderr, flush=True)
+            if message["done"] == message["total"]:
+                print(file=sys.stderr)
+        elif kind == "log":
+            print(f"  note: {message.get('message')}", file=sys.stderr, flush=True)
+
+    return on_message
+
+
+def _worker_command() -> WorkerCommand:
+    """Inside a real Blender the worker is that Blender in background mode; with the pip wheel, this Python."""
+    bpy = sys.modules.get("bpy")
+    binary = getattr(getattr(bpy, "app", None), "binary_path", "") if bpy else ""
+    return WorkerCommand.detect(binary or None)
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    entries = list_presets()
+    if args.json:
+        print(json.dumps([{**e.__dict__, "path": str(e.path)} for e in entries], indent=2))
+        return 0
+    for e in entries:
+        shadow = "  (user preset shadows the built-in one)" if e.shadows_builtin else ""
+        print(f"{e.id:<16} {e.family:<12} {e.source:<8} {e.name}{shadow}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    preset = resolve_preset(args.preset)
+    overrides = parse_assignments(args.sets)
+    options = RenderOptions(
+        overrides=overrides,
+        resolution=args.resolution,
+        frames=parse_frames(args.frames) if args.frames else None,
+        angles=args.angles,
+        preview_frames=parse_frame_list(args.preview_frames) if args.preview_frames else None,
+        keep_cache=args.keep_cache,
+        timeout=args.timeout,
+    )
+    result = run_render(preset, args.out, options, on_message=_progress_printer(args.json), command=_worker_command())
+    if args.json:
+        print(json.dumps({"ok": True, **result}, indent=2))
+    else:
+        t = result["timings"]
+        print(
+            f"wrote {len(result['vdb_files'])} VDB frames and {len(result['previews'])} previews to {args.out} "
+            f"(bake {t['bake']:.1f}s, export {t['export']:.1f}s, render {t['render']:.1f}s, total {t['total']:.1f}s)"
+        )
+    return 0
+
+
+COMMANDS = {"presets": cmd_presets, "render": cmd_render}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    as_json = bool(getattr(args, "json", False))
+    try:
+        return COMMANDS[args.command](args)
+    except WorkerFailure as exc:
+        return _fail(str(exc), as_json=as_json, failure=exc.failure)
+    except VDBForgeError as exc:
+        return _fail(str(exc), as_json=as_json)
+    except KeyboardInterrupt:
+        return _fail("interrupted", code=130, as_json=as_json)
+
+
+def main_entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    main_entry()

@@ -1,0 +1,1 @@
+"""Pure-Python core of VDBForge. Nothing below this package may import bpy (a test enforces it)."""

@@ -1,0 +1,204 @@
+"""Preset schema: validated data describing one volumetric asset and its tunable parameter space.
+
+Presets are data only. Every model forbids unknown keys and bounds every number, so a hostile or mistyped file is
+rejected with a message naming the offending key instead of reaching Blender.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+SCHEMA_VERSION = 1
+MAX_RESOLUTION = 512
+MAX_FRAMES = 2000
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Text = Annotated[str, StringConstraints(max_length=2000)]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Coord = Annotated[float, Field(ge=-1000.0, le=1000.0)]
+Positive = Annotated[float, Field(gt=0.0, le=1000.0)]
+Vec3 = tuple[Coord, Coord, Coord]
+Size3 = tuple[Positive, Positive, Positive]
+RGB = tuple[Unit, Unit, Unit]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True, str_strip_whitespace=True)
+
+
+class Flame(Strict):
+    burning_rate: float = Field(0.75, ge=0.01, le=4.0)
+    smoke: float = Field(1.0, ge=0.0, le=8.0)
+    vorticity: float = Field(0.5, ge=0.0, le=2.0)
+    ignition: float = Field(1.5, ge=0.5, le=5.0)
+    max_temp: float = Field(3.0, ge=1.0, le=10.0)
+    smoke_color: RGB = (0.7, 0.7, 0.7)
+
+
+class Noise(Strict):
+    enabled: bool = False
+    upres: int = Field(2, ge=1, le=4)
+    strength: float = Field(1.0, ge=0.0, le=10.0)
+    scale: float = Field(2.0, ge=0.0001, le=10.0)
+    time_anim: float = Field(0.1, ge=0.0, le=10.0)
+
+
+class Domain(Strict):
+    type: Literal["gas", "liquid"] = "gas"
+    resolution: int = Field(64, ge=8, le=MAX_RESOLUTION)
+    size: Size3 = (4.0, 4.0, 4.0)
+    center: Vec3 = (0.0, 0.0, 2.0)
+    frame_start: int = Field(1, ge=1, le=MAX_FRAMES)
+    frame_end: int = Field(48, ge=1, le=MAX_FRAMES)
+    fps: int = Field(24, ge=1, le=240)
+    time_scale: float = Field(1.0, ge=0.05, le=10.0)
+    vorticity: float = Field(0.0, ge=0.0, le=10.0)
+    alpha: float = Field(1.0, ge=-5.0, le=5.0, description="density buoyancy")
+    beta: float = Field(1.0, ge=-5.0, le=5.0, description="heat buoyancy")
+    gravity: Vec3 = (0.0, 0.0, -9.81)
+    dissolve_time: int | None = Field(None, ge=1, le=10000, description="frames; None keeps smoke forever")
+    dissolve_log: bool = False
+    flame: Flame = Field(default_factory=Flame)
+    noise: Noise = Field(default_factory=Noise)
+    open_top: bool = True
+
+    @model_validator(mode="after")
+    def _frames_ordered(self) -> Domain:
+        if self.frame_end < self.frame_start:
+            raise ValueError(f"frame_end ({self.frame_end}) is before frame_start ({self.frame_start})")
+        return self
+
+
+class Emitter(Strict):
+    shape: Literal["sphere", "cube", "cylinder", "plane", "torus"] = "sphere"
+    location: Vec3 = (0.0, 0.0, 0.5)
+    rotation: Vec3 = (0.0, 0.0, 0.0)
+    scale: Size3 = (0.5, 0.5, 0.5)
+    flow_type: Literal["smoke", "fire", "both", "liquid"] = "both"
+    flow_behavior: Literal["inflow", "geometry", "outflow"] = "inflow"
+    fuel_amount: float = Field(1.0, ge=0.0, le=10.0)
+    temperature: float = Field(1.0, ge=-10.0, le=10.0)
+    density: float = Field(1.0, ge=0.0, le=10.0)
+    smoke_color: RGB = (0.7, 0.7, 0.7)
+    surface_distance: float = Field(1.5, ge=0.0, le=10.0)
+    volume_density: float = Field(0.0, ge=0.0, le=1.0)
+    initial_velocity: Vec3 | None = None
+    velocity_normal: float = Field(0.0, ge=-10.0, le=10.0)
+    velocity_random: float = Field(0.0, ge=0.0, le=10.0)
+    emit_frames: tuple[int, int] | None = Field(None, description="first and last frame that emit; None = always")
+    noise_texture: float | None = Field(None, ge=0.01, le=100.0, description="cloud-texture size; None = uniform")
+    subframes: int = Field(0, ge=0, le=20)
+
+
+class ForceField(Strict):
+    type: Literal["turbulence", "vortex", "wind", "force"] = "turbulence"
+    location: Vec3 = (0.0, 0.0, 2.0)
+    rotation: Vec3 = (0.0, 0.0, 0.0)
+    strength: float = Field(1.0, ge=-1000.0, le=1000.0)
+    flow: float = Field(0.0, ge=0.0, le=100.0)
+    size: float = Field(1.0, ge=0.0, le=100.0)
+    noise: float = Field(0.0, ge=0.0, le=100.0)
+    seed: int = Field(1, ge=1, le=128)
+
+
+class Material(Strict):
+    density_scale: float = Field(5.0, ge=0.0, le=1000.0)
+    color: RGB = (0.6, 0.6, 0.6)
+    absorption_color: RGB = (0.0, 0.0, 0.0)
+    anisotropy: float = Field(0.0, ge=-0.95, le=0.95)
+    emission_strength: float = Field(0.0, ge=0.0, le=1000.0, description="multiplies the flame grid")
+    emission_gamma: float = Field(1.0, ge=0.1, le=10.0)
+    temperature_min: float = Field(800.0, ge=0.0, le=40000.0, description="Kelvin at flame 0")
+    temperature_max: float = Field(2200.0, ge=0.0, le=40000.0, description="Kelvin at flame 1")
+    emission_tint: RGB = (1.0, 1.0, 1.0)
+
+
+class Light(Strict):
+    world_color: RGB = (0.05, 0.05, 0.06)
+    world_strength: float = Field(1.0, ge=0.0, le=100.0)
+    sun_strength: float = Field(3.0, ge=0.0, le=100.0)
+    sun_color: RGB = (1.0, 0.95, 0.9)
+    sun_elevation: float = Field(45.0, ge=-90.0, le=90.0)
+    sun_azimuth: float = Field(30.0, ge=-360.0, le=360.0)
+
+
+class RenderRig(Strict):
+    width: int = Field(256, ge=16, le=4096)
+    height: int = Field(256, ge=16, le=4096)
+    samples: int = Field(16, ge=1, le=4096)
+    denoise: bool = True
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    angles: int = Field(4, ge=1, le=16)
+    elevation: float = Field(10.0, ge=-89.0, le=89.0)
+    lens: float = Field(50.0, ge=10.0, le=300.0)
+    framing: float = Field(1.1, ge=0.3, le=5.0, description="margin around the volume bounds; >1 zooms out")
+    exposure: float = Field(0.0, ge=-10.0, le=10.0)
+    view_transform: Literal["Standard", "Filmic", "AgX"] = "Filmic"
+    preview_frames: list[Annotated[int, Field(ge=1, le=MAX_FRAMES)]] = Field(default_factory=list, max_length=64)
+    volume_step_rate: float = Field(1.0, ge=0.1, le=100.0)
+    light: Light = Field(default_factory=Light)
+
+
+GridName = Literal["density", "flame", "temperature", "velocity", "color", "fuel", "heat", "levelset"]
+
+
+class ExportSettings(Strict):
+    grids: list[GridName] = Field(default_factory=lambda: ["density", "flame", "temperature", "velocity"], min_length=1)
+    precision: Literal["float", "half"] = "half"
+    compression: Literal["blosc", "zip", "none"] = "blosc"
+    nanovdb: bool = False
+
+
+class Tunable(Strict):
+    path: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.([a-z_][a-z0-9_]*|[0-9]{1,3}))*$")]
+    stage: Literal["simulation", "render"]
+    min: float | None = None
+    max: float | None = None
+    scale: Literal["linear", "log"] = "linear"
+    choices: list[str | float | int | bool] | None = Field(None, min_length=2, max_length=64)
+    label: Annotated[str, StringConstraints(max_length=80)] = ""
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> Tunable:
+        if self.choices is None:
+            if self.min is None or self.max is None:
+                raise ValueError(f"tunable '{self.path}' needs min and max (or choices)")
+            if not self.min < self.max:
+                raise ValueError(f"tunable '{self.path}' has min {self.min} not below max {self.max}")
+            if self.scale == "log" and self.min <= 0:
+                raise ValueError(f"tunable '{self.path}' is log-scaled, so min must be > 0")
+        elif self.min is not None or self.max is not None:
+            raise ValueError(f"tunable '{self.path}' has both choices and a range")
+        return self
+
+
+class Preset(Strict):
+    schema_version: int
+    id: Identifier
+    name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    family: Literal["pyro", "liquid", "atmospheric", "celestial"]
+    kind: Identifier
+    description: Text = ""
+    text_target: Text = ""
+    domain: Domain = Field(default_factory=Domain)
+    emitters: list[Emitter] = Field(default_factory=list, min_length=1, max_length=16)
+    force_fields: list[ForceField] = Field(default_factory=list, max_length=16)
+    material: Material = Field(default_factory=Material)
+    render: RenderRig = Field(default_factory=RenderRig)
+    export: ExportSettings = Field(default_factory=ExportSettings)
+    parameters: list[Tunable] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="after")
+    def _check_schema_and_paths(self) -> Preset:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {self.schema_version} is not supported (this VDBForge reads version {SCHEMA_VERSION})"
+            )
+        seen: set[str] = set()
+        for tunable in self.parameters:
+            if tunable.path in seen:
+                raise ValueError(f"tunable '{tunable.path}' is listed twice")
+            seen.add(tunable.path)
+        return self

@@ -1,0 +1,178 @@
+"""Parent side of `render`: resolve options, run one worker, publish its output into the folder atomically.
+
+Nothing appears in the output folder until the worker succeeded: work happens in a hidden staging folder inside it,
+which is removed on any failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import check_writable_dir, write_json
+from .errors import PresetError, VDBForgeError, WorkerFailure
+from .parameters import apply_overrides, current_values, validate_preset
+from .preset_model import MAX_FRAMES, MAX_RESOLUTION, Preset
+from .worker_client import OnMessage, WorkerCommand, WorkerHandle
+
+STAGING_PREFIX = ".vdbforge-staging-"
+PUBLISHED = ("vdb", "preview", "cache", "result.json", "worker.log")
+
+
+@dataclass
+class RenderOptions:
+    overrides: dict[str, Any] = field(default_factory=dict)
+    resolution: int | None = None
+    frames: tuple[int, int, int] | None = None  # start, end, step
+    angles: int | None = None
+    preview_frames: list[int] | None = None
+    keep_cache: bool = False
+    timeout: float | None = None
+
+
+def parse_frames(text: str) -> tuple[int, int, int]:
+    """`A:B` or `A:B:step`, inclusive, 1-based."""
+    parts = text.split(":")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        raise PresetError(f"--frames expects A:B or A:B:step with whole numbers, got '{text}'") from None
+    if len(numbers) not in (2, 3):
+        raise PresetError(f"--frames expects A:B or A:B:step, got '{text}'")
+    start, end, step = (*numbers, 1) if len(numbers) == 2 else numbers
+    if not (1 <= start <= end <= MAX_FRAMES) or step < 1:
+        raise PresetError(f"--frames '{text}' must satisfy 1 <= A <= B <= {MAX_FRAMES} and step >= 1")
+    return start, end, step
+
+
+def parse_frame_list(text: str) -> list[int]:
+    """`8,12,16` or a range `6:16` (every frame) or `6:16:2`."""
+    if ":" in text:
+        start, end, step = parse_frames(text)
+        return list(range(start, end + 1, step))
+    try:
+        frames = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise PresetError(f"--preview-frames expects a list like 8,12,16 or a range like 6:16, got '{text}'") from None
+    if not frames or any(not 1 <= f <= MAX_FRAMES for f in frames):
+        raise PresetError(f"--preview-frames '{text}' must list frames between 1 and {MAX_FRAMES}")
+    return frames
+
+
+def resolve_render_preset(preset: Preset, options: RenderOptions) -> Preset:
+    """The preset with tunable overrides and the run's resolution / frame range applied and re-validated."""
+    preset = apply_overrides(preset, options.overrides)
+    data = preset.model_dump(mode="json")
+    if options.resolution is not None:
+        if not 8 <= options.resolution <= MAX_RESOLUTION:
+            raise PresetError(f"--resolution {options.resolution} is outside [8, {MAX_RESOLUTION}]")
+        data["domain"]["resolution"] = options.resolution
+    if options.frames is not None:
+        data["domain"]["frame_start"], data["domain"]["frame_end"] = options.frames[:2]
+    if options.angles is not None:
+        if not 1 <= options.angles <= 16:
+            raise PresetError(f"--angles {options.angles} is outside [1, 16]")
+        data["render"]["angles"] = options.angles
+    return validate_preset(data, f"preset '{preset.id}'")
+
+
+def _publish(stage: Path, out: Path) -> None:
+    for item in stage.iterdir():
+        target = out / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        os.replace(item, target)
+
+
+def _relocate(value: Any, stage: Path, out: Path) -> Any:
+    """Paths the worker reported inside the staging folder, rewritten to where they now live."""
+    if isinstance(value, str) and value.startswith(str(stage)):
+        return str(out / Path(value).relative_to(stage))
+    if isinstance(value, list):
+        return [_relocate(v, stage, out) for v in value]
+    if isinstance(value, dict):
+        return {k: _relocate(v, stage, out) for k, v in value.items()}
+    return value
+
+
+def run_render(
+    preset: Preset,
+    out: str | os.PathLike,
+    options: RenderOptions,
+    *,
+    on_message: OnMessage | None = None,
+    command: WorkerCommand | None = None,
+    extra_sys_path: list[str] | None = None,
+    started_hook: Callable[[WorkerHandle], None] | None = None,
+) -> dict[str, Any]:
+    """Build, bake, export and preview `preset` into `out`; returns the result written to `out/result.json`."""
+    wall = time.perf_counter()
+    resolved = resolve_render_preset(preset, options)
+    out = Path(out).expanduser().absolute()
+    existed = out.exists()
+    if existed and not out.is_dir():
+        raise VDBForgeError(f"output path '{out}' exists and is not a folder")
+    check_writable_dir(out)
+    stage = Path(tempfile.mkdtemp(dir=out, prefix=STAGING_PREFIX))
+    try:
+        frame_step = options.frames[2] if options.frames else 1
+        job = {
+            "kind": "render",
+            "preset": resolved.model_dump(mode="json"),
+            "params": current_values(resolved),
+            "out_dir": str(stage),
+            "cache_dir": str(stage / "cache"),
+            "frame_step": frame_step,
+            "angles": resolved.render.angles,
+            "preview_frames": options.preview_frames or [],
+            "keep_cache": options.keep_cache,
+        }
+        handle = WorkerHandle(
+            job,
+            stage / "job.json",
+            timeout=options.timeout,
+            on_message=on_message,
+            command=command,
+            log_path=stage / "worker.log",
+            extra_sys_path=extra_sys_path,
+        )
+        if started_hook:
+            started_hook(handle)
+        outcome = handle.wait()
+        if not outcome.ok:
+            raise WorkerFailure(outcome.failure or {"kind": "python", "message": "worker ended without a result"})
+        (stage / "job.json").unlink()
+        worker_result = outcome.result or {}
+        timings = dict(worker_result.pop("timings", {}))
+        timings["total"] = time.perf_counter() - wall
+        result = {
+            "preset_id": resolved.id,
+            "family": resolved.family,
+            "params": current_values(resolved),
+            "resolution": resolved.domain.resolution,
+            "frames": [resolved.domain.frame_start, resolved.domain.frame_end, frame_step],
+            "angles": resolved.render.angles,
+            "timings": timings,
+            **worker_result,
+            "preset": resolved.model_dump(mode="json"),
+        }
+        result = _relocate(result, stage, out)
+        write_json(stage / "result.json", result)
+        _publish(stage, out)
+        return result
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+
+
+def load_result_preset(result: dict[str, Any]) -> Preset:
+    return validate_preset(result["preset"], "result.json preset")
