@@ -74,8 +74,9 @@ def _progress_printer(as_json: bool):
 def _worker_command() -> WorkerCommand:
     """Inside a real Blender the worker is that Blender in background mode; with the pip wheel, this Python."""
     bpy = sys.modules.get("bpy")
-    binary = getattr(getattr(bpy, "app", None), "binary_path", "") if bpy else ""
-    return WorkerCommand.detect(binary or None)
+    app = getattr(bpy, "app", None)
+    in_real_blender = app is not None and not getattr(app, "module", False) and bool(app.binary_path)
+    return WorkerCommand.detect(app.binary_path if in_real_blender else None)
 
 
 def cmd_presets(args: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ class _CacheWatcher(threading.Thread):
 def bake_domain(domain: bpy.types.Object, on_progress: ProgressFn | None = None) -> list[int]:
     """Bake everything the domain needs (data, noise, mesh, particles) and return the frames in the cache."""
     ds = domain.modifiers["Fluid"].domain_settings
+    ds.cache_type = "ALL"
     cache_dir = Path(bpy.path.abspath(ds.cache_directory))
     total = ds.cache_frame_end - ds.cache_frame_start + 1
     watched = "noise" if ds.domain_type == "GAS" and ds.use_noise else "data"

@@ -43,7 +43,8 @@ def build_gas_domain(preset: Preset, cache_dir: Path, collection: bpy.types.Coll
     ds.domain_type = "GAS"
     ds.resolution_max = d.resolution
     ds.cache_directory = str(cache_dir)
-    ds.cache_type = "ALL"
+    # Built as REPLAY and switched to ALL right before baking: bpy 4.2.0 fails depsgraph updates of ALL domains.
+    ds.cache_type = "REPLAY"
     ds.cache_data_format = "OPENVDB"
     ds.cache_noise_format = "OPENVDB"
     ds.openvdb_data_depth = "32"

@@ -57,8 +57,8 @@ def render_previews(
     lo, hi = Vector(bounds[0]), Vector(bounds[1])
     vdb = import_openvdb()
     first = vdb_by_frame[preview_frames[0]]
-    has_flame = any(m.name == "flame" for m in vdb.readAllGridMetadata(first))
-    material = build_volume_material(preset.material, has_flame)
+    grids = {m.name for m in vdb.readAllGridMetadata(first)}
+    material = build_volume_material(preset.material, grids)
     report = PreviewReport(bounds=(list(lo), list(hi)))
     out_dir.mkdir(parents=True, exist_ok=True)
     views = default_angles(angles, rig.elevation)

@@ -28,8 +28,44 @@ def _math(nodes, links, operation: str, a, b, location):
     return node.outputs[0]
 
 
-def build_volume_material(material: Material, has_flame: bool) -> bpy.types.Material:
-    """A fresh material; flame emission = strength * flame^gamma with blackbody colour from flame's temperature."""
+def _mix_rgb(nodes, links, a, b, factor, location):
+    mix = nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    mix.location = location
+    for socket, value in ((mix.inputs["A"], a), (mix.inputs["B"], b), (mix.inputs["Factor"], factor)):
+        if isinstance(value, tuple):
+            socket.default_value = (*value, 1.0)
+        elif isinstance(value, (int, float)):
+            socket.default_value = value
+        else:
+            links.new(value, socket)
+    return mix
+
+
+def _emission_color(nodes, links, material: Material, value, grids: set[str]):
+    """Blackbody colour of the emission value, a flat colour, or a cold->hot gradient over the temperature grid."""
+    if material.emission_color_mode == "color":
+        return None
+    if material.emission_color_mode == "gradient":
+        if "temperature" not in grids:
+            return None
+        temperature = _attribute(nodes, "temperature", (-700, -600))
+        t = _math(nodes, links, "DIVIDE", temperature.outputs["Fac"], material.gradient_range, (-500, -600))
+        t = _math(nodes, links, "MINIMUM", _math(nodes, links, "MAXIMUM", t, 0.0, (-400, -600)), 1.0, (-300, -600))
+        return _mix_rgb(nodes, links, material.emission_color, material.emission_color_hot, t, (-100, -600))
+    kelvin = nodes.new("ShaderNodeMapRange")
+    kelvin.location = (-300, -400)
+    links.new(value, kelvin.inputs["Value"])
+    kelvin.inputs["To Min"].default_value = material.temperature_min
+    kelvin.inputs["To Max"].default_value = material.temperature_max
+    blackbody = nodes.new("ShaderNodeBlackbody")
+    blackbody.location = (-100, -400)
+    links.new(kelvin.outputs["Result"], blackbody.inputs["Temperature"])
+    return _mix_rgb(nodes, links, blackbody.outputs["Color"], material.emission_tint, 1.0, (100, -400))
+
+
+def build_volume_material(material: Material, grids: set[str]) -> bpy.types.Material:
+    """A fresh material: scattering from density, emission = strength * source^gamma coloured per the preset."""
     old = bpy.data.materials.get(MATERIAL_NAME)
     if old is not None:
         bpy.data.materials.remove(old)
@@ -44,38 +80,23 @@ def build_volume_material(material: Material, has_flame: bool) -> bpy.types.Mate
     links.new(vol.outputs["Volume"], out.inputs["Volume"])
 
     density = _attribute(nodes, "density", (-500, 200))
-    links.new(
-        _math(nodes, links, "MULTIPLY", density.outputs["Fac"], material.density_scale, (-250, 200)),
-        vol.inputs["Density"],
-    )
+    scaled = _math(nodes, links, "MULTIPLY", density.outputs["Fac"], material.density_scale, (-250, 200))
+    links.new(scaled, vol.inputs["Density"])
     vol.inputs["Density Attribute"].default_value = ""
     vol.inputs["Color"].default_value = (*material.color, 1.0)
     vol.inputs["Absorption Color"].default_value = (*material.absorption_color, 1.0)
     vol.inputs["Anisotropy"].default_value = material.anisotropy
     vol.inputs["Blackbody Intensity"].default_value = 0.0
+    vol.inputs["Emission Strength"].default_value = 0.0
+    vol.inputs["Emission Color"].default_value = (*material.emission_color, 1.0)
 
-    if has_flame and material.emission_strength > 0:
-        flame = _attribute(nodes, "flame", (-700, -200))
-        clamped = _math(nodes, links, "MAXIMUM", flame.outputs["Fac"], 0.0, (-500, -200))
+    if material.emission_source in grids and material.emission_strength > 0:
+        source = _attribute(nodes, material.emission_source, (-700, -200))
+        clamped = _math(nodes, links, "MAXIMUM", source.outputs["Fac"], 0.0, (-500, -200))
         shaped = _math(nodes, links, "POWER", clamped, material.emission_gamma, (-300, -200))
         strength = _math(nodes, links, "MULTIPLY", shaped, material.emission_strength, (-100, -200))
         links.new(strength, vol.inputs["Emission Strength"])
-        kelvin = nodes.new("ShaderNodeMapRange")
-        kelvin.location = (-300, -400)
-        links.new(clamped, kelvin.inputs["Value"])
-        kelvin.inputs["To Min"].default_value = material.temperature_min
-        kelvin.inputs["To Max"].default_value = material.temperature_max
-        blackbody = nodes.new("ShaderNodeBlackbody")
-        blackbody.location = (-100, -400)
-        links.new(kelvin.outputs["Result"], blackbody.inputs["Temperature"])
-        tint = nodes.new("ShaderNodeMix")
-        tint.data_type = "RGBA"
-        tint.blend_type = "MULTIPLY"
-        tint.location = (100, -400)
-        tint.inputs["Factor"].default_value = 1.0
-        links.new(blackbody.outputs["Color"], tint.inputs["A"])
-        tint.inputs["B"].default_value = (*material.emission_tint, 1.0)
-        links.new(tint.outputs["Result"], vol.inputs["Emission Color"])
-    else:
-        vol.inputs["Emission Strength"].default_value = 0.0
+        color = _emission_color(nodes, links, material, clamped, grids)
+        if color is not None:
+            links.new(color.outputs["Result"], vol.inputs["Emission Color"])
     return mat

@@ -108,11 +108,16 @@ class Material(Strict):
     color: RGB = (0.6, 0.6, 0.6)
     absorption_color: RGB = (0.0, 0.0, 0.0)
     anisotropy: float = Field(0.0, ge=-0.95, le=0.95)
-    emission_strength: float = Field(0.0, ge=0.0, le=1000.0, description="multiplies the flame grid")
+    emission_strength: float = Field(0.0, ge=0.0, le=1000.0, description="multiplies the emission grid")
+    emission_source: Literal["flame", "density", "temperature"] = "flame"
     emission_gamma: float = Field(1.0, ge=0.1, le=10.0)
-    temperature_min: float = Field(800.0, ge=0.0, le=40000.0, description="Kelvin at flame 0")
-    temperature_max: float = Field(2200.0, ge=0.0, le=40000.0, description="Kelvin at flame 1")
+    emission_color_mode: Literal["blackbody", "color", "gradient"] = "blackbody"
+    temperature_min: float = Field(800.0, ge=0.0, le=40000.0, description="Kelvin at emission 0 (blackbody)")
+    temperature_max: float = Field(2200.0, ge=0.0, le=40000.0, description="Kelvin at emission 1 (blackbody)")
     emission_tint: RGB = (1.0, 1.0, 1.0)
+    emission_color: RGB = (1.0, 0.4, 0.1)
+    emission_color_hot: RGB = (0.3, 0.5, 1.0)
+    gradient_range: float = Field(2.0, gt=0.0, le=100.0, description="temperature grid value where gradient is hot")
 
 
 class Light(Strict):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_json
+from .paths import user_data_dir
 from .protocol import FD_ENV, PREFIX, classify_exit
 
 OnMessage = Callable[[dict[str, Any]], None]
@@ -91,8 +92,12 @@ class WorkerHandle:
         else:
             code = f"import sys; sys.path[:0] = {paths!r}; from {package}.worker import main; main([{str(self.job_path)!r}])"
             argv = [*command.argv_prefix, code]
+        # Mantaflow writes its wavelet noise tile (24 MB) into the working folder and reuses it from there.
+        workdir = user_data_dir() / "worker"
+        workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             argv,
+            cwd=workdir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
