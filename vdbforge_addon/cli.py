@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from .core import preset_sharing
 from .core.errors import VDBForgeError, WorkerFailure
 from .core.parameters import parse_assignments
 from .core.preset_library import list_presets, resolve_preset
@@ -30,8 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="vdbforge", description="Volumetric assets from presets, headless.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
 
-    presets = sub.add_parser("presets", help="list built-in and user presets")
+    presets = sub.add_parser("presets", help="list, show, import, export and pack presets")
     presets.add_argument("--json", action="store_true", help="machine-readable output")
+    actions = presets.add_subparsers(dest="action", parser_class=_ArgumentParser)
+    actions.add_parser("list", help="list built-in and user presets (the default)")
+    show = actions.add_parser("show", help="print a preset as JSON")
+    show.add_argument("preset", help="preset id or file")
+    imp = actions.add_parser("import", help="add a .vdbforge.json file or a preset pack (.zip) to the user library")
+    imp.add_argument("file")
+    imp.add_argument("--force", action="store_true", help="replace user presets with the same id")
+    exp = actions.add_parser("export", help="write a preset to a .vdbforge.json file")
+    exp.add_argument("preset")
+    exp.add_argument("--out", required=True, help="file, or folder that receives <id>.vdbforge.json")
+    pack = actions.add_parser("pack", help="write several presets into one shareable zip")
+    pack.add_argument("presets", nargs="+")
+    pack.add_argument("--out", required=True, help="the .zip to write")
 
     render = sub.add_parser("render", help="build, bake, export and preview one preset")
     render.add_argument("--preset", required=True, help="preset id or path to a preset .json file")
@@ -80,13 +94,33 @@ def _worker_command() -> WorkerCommand:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    entries = list_presets()
-    if args.json:
-        print(json.dumps([{**e.__dict__, "path": str(e.path)} for e in entries], indent=2))
+    action = args.action or "list"
+    if action == "list":
+        entries = list_presets()
+        if args.json:
+            print(json.dumps([{**e.__dict__, "path": str(e.path)} for e in entries], indent=2))
+            return 0
+        for e in entries:
+            shadow = "  (user preset shadows the built-in one)" if e.shadows_builtin else ""
+            print(f"{e.id:<16} {e.family:<12} {e.source:<8} {e.name}{shadow}")
         return 0
-    for e in entries:
-        shadow = "  (user preset shadows the built-in one)" if e.shadows_builtin else ""
-        print(f"{e.id:<16} {e.family:<12} {e.source:<8} {e.name}{shadow}")
+    if action == "show":
+        print(preset_sharing.preset_json(resolve_preset(args.preset)), end="")
+        return 0
+    if action == "import":
+        if str(args.file).endswith(".zip"):
+            paths = preset_sharing.import_pack(args.file, overwrite=args.force)
+        else:
+            paths = [preset_sharing.import_preset_file(args.file, overwrite=args.force)[1]]
+        for path in paths:
+            preset_id = path.name.removesuffix(".vdbforge.json")
+            note = " (shadows the built-in preset)" if preset_sharing.shadows_builtin(preset_id) else ""
+            print(f"imported {preset_id} -> {path}{note}")
+        return 0
+    if action == "export":
+        print(f"wrote {preset_sharing.export_preset(args.preset, args.out)}")
+        return 0
+    print(f"wrote {preset_sharing.write_pack(args.presets, args.out)}")
     return 0
 
 

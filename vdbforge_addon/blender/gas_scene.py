@@ -122,11 +122,18 @@ def add_flow(preset: Preset, index: int, emitter: Emitter, collection: bpy.types
 
 
 def add_force_field(index: int, field: ForceField, collection: bpy.types.Collection) -> bpy.types.Object:
-    obj = bpy.data.objects.new(f"VDBForge_Field_{index}", None)
-    collection.objects.link(obj)
-    obj.location = field.location
-    obj.rotation_euler = [math.radians(a) for a in field.rotation]
-    obj.field.type = _FIELD_TYPES[field.type]
+    # Only the operator creates an object's field settings (`obj.field` is None on a plain new empty).
+    with bpy.context.temp_override(collection=collection):
+        bpy.ops.object.effector_add(
+            type=_FIELD_TYPES[field.type], location=field.location, rotation=[math.radians(a) for a in field.rotation]
+        )
+    obj = bpy.context.view_layer.objects.active
+    obj.name = f"VDBForge_Field_{index}"
+    for other in list(obj.users_collection):
+        if other != collection:
+            other.objects.unlink(obj)
+    if collection not in obj.users_collection:
+        collection.objects.link(obj)
     obj.field.strength = field.strength
     obj.field.flow = field.flow
     if field.type == "turbulence":

@@ -28,11 +28,14 @@ def _math(nodes, links, operation: str, a, b, location):
     return node.outputs[0]
 
 
-def _mix_rgb(nodes, links, a, b, factor, location):
+def _mix_rgb(nodes, links, a, b, factor, location, blend: str = "MIX"):
     mix = nodes.new("ShaderNodeMix")
     mix.data_type = "RGBA"
+    mix.blend_type = blend
     mix.location = location
-    for socket, value in ((mix.inputs["A"], a), (mix.inputs["B"], b), (mix.inputs["Factor"], factor)):
+    # Mix has float, vector and colour sockets that share the names A/B/Result: address the colour ones by identifier.
+    sockets = {socket.identifier: socket for socket in mix.inputs}
+    for socket, value in ((sockets["A_Color"], a), (sockets["B_Color"], b), (sockets["Factor_Float"], factor)):
         if isinstance(value, tuple):
             socket.default_value = (*value, 1.0)
         elif isinstance(value, (int, float)):
@@ -40,6 +43,10 @@ def _mix_rgb(nodes, links, a, b, factor, location):
         else:
             links.new(value, socket)
     return mix
+
+
+def _output(node, identifier: str):
+    return next(socket for socket in node.outputs if socket.identifier == identifier)
 
 
 def _emission_color(nodes, links, material: Material, value, grids: set[str]):
@@ -61,7 +68,7 @@ def _emission_color(nodes, links, material: Material, value, grids: set[str]):
     blackbody = nodes.new("ShaderNodeBlackbody")
     blackbody.location = (-100, -400)
     links.new(kelvin.outputs["Result"], blackbody.inputs["Temperature"])
-    return _mix_rgb(nodes, links, blackbody.outputs["Color"], material.emission_tint, 1.0, (100, -400))
+    return _mix_rgb(nodes, links, blackbody.outputs["Color"], material.emission_tint, 1.0, (100, -400), "MULTIPLY")
 
 
 def build_volume_material(material: Material, grids: set[str]) -> bpy.types.Material:
@@ -98,5 +105,5 @@ def build_volume_material(material: Material, grids: set[str]) -> bpy.types.Mate
         links.new(strength, vol.inputs["Emission Strength"])
         color = _emission_color(nodes, links, material, clamped, grids)
         if color is not None:
-            links.new(color.outputs["Result"], vol.inputs["Emission Color"])
+            links.new(_output(color, "Result_Color"), vol.inputs["Emission Color"])
     return mat
