@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--resolution", type=int, help="domain resolution (longest side), 8-512")
     render.add_argument("--frames", help="bake frames A:B, export every step-th with A:B:step")
     render.add_argument("--angles", type=int, help="number of preview angles (default from the preset, 4)")
+    render.add_argument("--preview-size", type=int, help="longest side of the preview images in pixels")
     render.add_argument("--preview-frames", help="frames to preview: 8,12,16 or 6:16")
     render.add_argument("--keep-cache", action="store_true", help="keep the Mantaflow cache in OUT/cache")
     render.add_argument("--timeout", type=float, default=3600.0, help="seconds before the worker is stopped")
@@ -132,6 +133,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         frames=parse_frames(args.frames) if args.frames else None,
         angles=args.angles,
+        preview_size=args.preview_size,
         preview_frames=parse_frame_list(args.preview_frames) if args.preview_frames else None,
         keep_cache=args.keep_cache,
         timeout=args.timeout,

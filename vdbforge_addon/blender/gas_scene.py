@@ -73,7 +73,7 @@ def build_gas_domain(preset: Preset, cache_dir: Path, collection: bpy.types.Coll
         ds.noise_time_anim = d.noise.time_anim
     ds.use_adaptive_domain = False
     # Smoke leaves through open walls instead of pooling against them; the floor stays closed.
-    ds.use_collision_border_bottom = True
+    ds.use_collision_border_bottom = not d.open_bottom
     ds.use_collision_border_top = not d.open_top
     for side in ("front", "back", "left", "right"):
         setattr(ds, f"use_collision_border_{side}", False)

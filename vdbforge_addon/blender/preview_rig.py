@@ -43,8 +43,8 @@ def configure_cycles(scene: bpy.types.Scene, rig: RenderRig) -> None:
     if rig.denoise:
         scene.cycles.denoiser = "OPENIMAGEDENOISE"
     scene.cycles.volume_step_rate = rig.volume_step_rate
-    scene.cycles.volume_bounces = 1
-    scene.cycles.max_bounces = 4
+    scene.cycles.volume_bounces = rig.volume_bounces
+    scene.cycles.max_bounces = max(4, rig.volume_bounces)
     scene.render.resolution_x = rig.width
     scene.render.resolution_y = rig.height
     scene.render.resolution_percentage = 100

@@ -35,8 +35,10 @@ def run_render_job(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     preset = validate_preset(job["preset"], f"job preset '{job['preset'].get('id')}'")
-    if preset.domain.type != "gas":
-        raise NotImplementedError(f"{preset.family} presets with a {preset.domain.type} domain are not supported yet")
+    if preset.domain.type == "liquid":
+        from .liquid_job import run_liquid_render_job
+
+        return run_liquid_render_job(job, preset, emit)
     out_dir = Path(job["out_dir"])
     cache_dir = Path(job["cache_dir"])
     export_step = int(job.get("frame_step", 1))

@@ -63,6 +63,7 @@ class Domain(Strict):
     flame: Flame = Field(default_factory=Flame)
     noise: Noise = Field(default_factory=Noise)
     open_top: bool = True
+    open_bottom: bool = Field(False, description="zero-gravity scenes leave every wall open")
 
     @model_validator(mode="after")
     def _frames_ordered(self) -> Domain:
@@ -143,6 +144,7 @@ class RenderRig(Strict):
     view_transform: Literal["Standard", "Filmic", "AgX"] = "Filmic"
     preview_frames: list[Annotated[int, Field(ge=1, le=MAX_FRAMES)]] = Field(default_factory=list, max_length=64)
     volume_step_rate: float = Field(1.0, ge=0.1, le=100.0)
+    volume_bounces: int = Field(1, ge=0, le=16, description="multiple scattering: clouds need a few to look white")
     light: Light = Field(default_factory=Light)
 
 
@@ -194,6 +196,7 @@ class Preset(Strict):
     render: RenderRig = Field(default_factory=RenderRig)
     export: ExportSettings = Field(default_factory=ExportSettings)
     parameters: list[Tunable] = Field(default_factory=list, max_length=64)
+    liquid: Liquid | None = Field(None, description="liquid-domain settings; None uses the defaults")
 
     @model_validator(mode="after")
     def _check_schema_and_paths(self) -> Preset:
@@ -207,3 +210,69 @@ class Preset(Strict):
                 raise ValueError(f"tunable '{tunable.path}' is listed twice")
             seen.add(tunable.path)
         return self
+
+
+class Obstacle(Strict):
+    """A collision object inside a liquid domain (basin wall, rock, paddle), optionally sliding to `move_to`."""
+
+    shape: Literal["sphere", "cube", "cylinder", "plane", "torus"] = "cube"
+    location: Vec3 = (0.0, 0.0, 0.5)
+    rotation: Vec3 = (0.0, 0.0, 0.0)
+    scale: Size3 = (0.5, 0.5, 0.5)
+    move_to: Vec3 | None = Field(None, description="location at the end of the motion; None = static")
+    move_frames: tuple[Annotated[int, Field(ge=1, le=MAX_FRAMES)], Annotated[int, Field(ge=1, le=MAX_FRAMES)]] = (
+        1,
+        24,
+    )
+    surface_distance: float = Field(0.0, ge=0.0, le=10.0, description="collision shell thickness in cells")
+    subframes: int = Field(1, ge=0, le=20, description="extra collision samples per frame for fast motion")
+
+    @model_validator(mode="after")
+    def _motion_ordered(self) -> Obstacle:
+        if self.move_frames[1] <= self.move_frames[0]:
+            raise ValueError(f"move_frames {list(self.move_frames)} must end after they start")
+        return self
+
+
+class SecondaryParticles(Strict):
+    """Mantaflow spray / foam / bubble particles (whitewater), exported as particle-density fog grids."""
+
+    spray: bool = False
+    foam: bool = False
+    bubble: bool = False
+    wavecrest_max: float = Field(8.0, ge=0.1, le=100.0, description="lower = more spray from wave crests")
+    trapped_air_max: float = Field(20.0, ge=0.1, le=100.0, description="lower = more bubbles from trapped air")
+    energy_max: float = Field(5.0, ge=0.1, le=100.0)
+    wavecrest_sampling: int = Field(200, ge=0, le=10000, description="particles spawned per cell at most")
+    trapped_air_sampling: int = Field(40, ge=0, le=10000)
+    life_min: float = Field(10.0, ge=0.0, le=1000.0, description="frames")
+    life_max: float = Field(25.0, ge=0.0, le=1000.0, description="frames")
+    bubble_buoyancy: float = Field(0.5, ge=0.0, le=10.0)
+    bubble_drag: float = Field(0.6, ge=0.0, le=10.0)
+    export_grids: bool = Field(True, description="write `spray`/`foam`/`bubble` particle-density grids")
+    grid_upres: int = Field(2, ge=1, le=4, description="density voxels per simulation cell (per axis)")
+
+    @model_validator(mode="after")
+    def _life_ordered(self) -> SecondaryParticles:
+        if self.life_max < self.life_min:
+            raise ValueError(f"life_max ({self.life_max}) is below life_min ({self.life_min})")
+        return self
+
+
+class Liquid(Strict):
+    """FLIP liquid settings of a `domain.type: liquid` preset (Blender's defaults where not given)."""
+
+    flip_ratio: float = Field(0.97, ge=0.0, le=1.0, description="1 = lively FLIP, 0 = damped PIC")
+    particle_radius: float = Field(1.0, ge=0.5, le=4.0, description="in cells; larger = more volume kept")
+    particle_randomness: float = Field(0.1, ge=0.0, le=10.0)
+    particle_number: int = Field(2, ge=1, le=5, description="FLIP particles per cell and axis")
+    mesh_upres: int = Field(2, ge=1, le=4, description="surface mesh cells per simulation cell")
+    mesh_smoothen: int = Field(1, ge=0, le=20, description="positive smoothing iterations of the surface mesh")
+    mesh_smoothen_neg: int = Field(1, ge=0, le=20)
+    mesh_particle_radius: float = Field(2.0, ge=0.5, le=10.0, description="in cells; how far particles inflate")
+    levelset_upres: int = Field(1, ge=1, le=4, description="exported level-set voxels per simulation cell")
+    cfl: float = Field(2.0, ge=0.5, le=10.0, description="lower = more substeps for fast liquid")
+    max_substeps: int = Field(4, ge=1, le=20)
+    open_sides: bool = Field(False, description="liquid leaves through the side walls instead of bouncing")
+    secondary: SecondaryParticles = Field(default_factory=SecondaryParticles)
+    obstacles: list[Obstacle] = Field(default_factory=list, max_length=8)

@@ -31,6 +31,7 @@ class RenderOptions:
     resolution: int | None = None
     frames: tuple[int, int, int] | None = None  # start, end, step
     angles: int | None = None
+    preview_size: int | None = None
     preview_frames: list[int] | None = None
     keep_cache: bool = False
     timeout: float | None = None
@@ -79,6 +80,12 @@ def resolve_render_preset(preset: Preset, options: RenderOptions) -> Preset:
         if not 1 <= options.angles <= 16:
             raise PresetError(f"--angles {options.angles} is outside [1, 16]")
         data["render"]["angles"] = options.angles
+    if options.preview_size is not None:
+        if not 16 <= options.preview_size <= 4096:
+            raise PresetError(f"--preview-size {options.preview_size} is outside [16, 4096]")
+        rig = data["render"]
+        scale = options.preview_size / max(rig["width"], rig["height"])
+        rig["width"], rig["height"] = (max(16, round(rig[k] * scale)) for k in ("width", "height"))
     return validate_preset(data, f"preset '{preset.id}'")
 
 

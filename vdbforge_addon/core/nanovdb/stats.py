@@ -1,0 +1,201 @@
+"""Per-node statistics and active bounding boxes, computed the way nanovdb::GridStats (32.4) defines them.
+
+Population statistics over active values, with active tiles weighted by the voxels they cover. For Vec3f the min/max
+are the vectors of smallest/largest squared length and avg/std describe the squared length (GridStats.h Extrema<T,1>).
+Partial results are merged with the parallel-variance formula in float64, as GridStats does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_F32_MAX = np.float32(np.finfo(np.float32).max)
+_LOW_BIT = np.array([(b & -b).bit_length() - 1 if b else 0 for b in range(256)], dtype=np.int32)
+_HIGH_BIT = np.array([b.bit_length() - 1 if b else 0 for b in range(256)], dtype=np.int32)
+
+
+@dataclass
+class Stats:
+    count: np.ndarray  # (M,) float64 number of active voxels (exact below 2^53)
+    mean: np.ndarray  # (M,) float64
+    m2: np.ndarray  # (M,) float64 sum of squared deviations
+    kmin: np.ndarray  # (M,) float32 ordering key of the minimum (the value, or |v|^2 for vec3)
+    kmax: np.ndarray
+    vmin: np.ndarray  # (M,) or (M, 3) float32
+    vmax: np.ndarray
+    bmin: np.ndarray  # (M, 3) int32 inclusive bbox of active values
+    bmax: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def std(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = np.where(self.count >= 2, self.m2 / np.maximum(self.count, 1), 0.0)
+        return np.sqrt(np.maximum(var, 0.0))
+
+    def take(self, idx: np.ndarray) -> Stats:
+        return Stats(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+
+def sort_key(values: np.ndarray) -> np.ndarray:
+    """Scalar that orders values like GridStats: the value itself, or Vec3f::lengthSqr() in float32."""
+    if values.ndim >= 2 and values.shape[-1] == 3:
+        v = values
+        return v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1] + v[..., 2] * v[..., 2]
+    return values
+
+
+def unpack_masks(masks: np.ndarray) -> np.ndarray:
+    n = len(masks)
+    bits = np.unpackbits(masks.view(np.uint8).reshape(n, 64), axis=1, bitorder="little")
+    return bits.view(bool)
+
+
+def leaf_bboxes(origins: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tight bbox of active voxels per leaf from the 8 mask words (LeafNode::updateBBox): (min, dif, has_active)."""
+    n = len(masks)
+    if n == 0:
+        return np.zeros((0, 3), np.int32), np.zeros((0, 3), np.uint8), np.zeros(0, bool)
+    nz = masks != 0
+    has = nz.any(axis=1)
+    xmin = np.argmax(nz, axis=1)
+    xmax = 7 - np.argmax(nz[:, ::-1], axis=1)
+    ored = np.bitwise_or.reduce(masks, axis=1)
+    ybytes = ored.view(np.uint8).reshape(n, 8)
+    ynz = ybytes != 0
+    ymin = np.argmax(ynz, axis=1)
+    ymax = 7 - np.argmax(ynz[:, ::-1], axis=1)
+    zbits = np.bitwise_or.reduce(ybytes, axis=1)
+    zmin, zmax = _LOW_BIT[zbits], _HIGH_BIT[zbits]
+    lo = np.stack([xmin, ymin, zmin], axis=1)
+    hi = np.stack([xmax, ymax, zmax], axis=1)
+    lo[~has] = 0
+    hi[~has] = 0
+    return (origins + lo).astype(np.int32), (hi - lo).astype(np.uint8), has
+
+
+def leaf_stats(values: np.ndarray, masks: np.ndarray, bbox_min: np.ndarray, bbox_dif: np.ndarray) -> Stats:
+    """Statistics of the active voxels of each leaf; `values` are what a reader decodes (quantized if so)."""
+    n = len(values)
+    vec = values.ndim == 3
+    key = sort_key(values)
+    count = np.zeros(n, np.float64)
+    mean = np.zeros(n, np.float64)
+    m2 = np.zeros(n, np.float64)
+    kmin = np.zeros(n, np.float32)
+    kmax = np.zeros(n, np.float32)
+    amin = np.zeros(n, np.int64)
+    amax = np.zeros(n, np.int64)
+    full = np.all(masks == np.uint64(0xFFFFFFFFFFFFFFFF), axis=1)
+    fi = np.flatnonzero(full)
+    if len(fi):
+        k = key[fi]
+        amin[fi] = k.argmin(axis=1)
+        amax[fi] = k.argmax(axis=1)
+        count[fi] = 512.0
+        mu = k.mean(axis=1, dtype=np.float64)
+        mean[fi] = mu
+        d = k - mu[:, None]
+        m2[fi] = np.einsum("ij,ij->i", d, d)
+    pi = np.flatnonzero(~full & np.any(masks != 0, axis=1))
+    if len(pi):
+        act = unpack_masks(masks[pi])
+        k = key[pi]
+        amin[pi] = np.where(act, k, np.inf).argmin(axis=1)
+        amax[pi] = np.where(act, k, -np.inf).argmax(axis=1)
+        c = act.sum(axis=1).astype(np.float64)
+        count[pi] = c
+        mu = np.where(act, k, 0).sum(axis=1, dtype=np.float64) / c
+        mean[pi] = mu
+        d = np.where(act, k - mu[:, None], 0.0)
+        m2[pi] = np.einsum("ij,ij->i", d, d)
+    rows = np.arange(n)
+    kmin = key[rows, amin].astype(np.float32)
+    kmax = key[rows, amax].astype(np.float32)
+    vmin = values[rows, amin]
+    vmax = values[rows, amax]
+    empty = count == 0
+    if empty.any():
+        kmin[empty] = kmax[empty] = 0
+        vmin[empty] = 0
+        vmax[empty] = 0
+    bmin = bbox_min.astype(np.int32)
+    bmax = bmin + bbox_dif.astype(np.int32)
+    if not vec:
+        vmin, vmax = kmin, kmax
+    return Stats(count, mean, m2, kmin, kmax, vmin, vmax, bmin, bmax)
+
+
+def tile_stats(values: np.ndarray, active: np.ndarray, origins: np.ndarray, dim: int, voxels: int) -> Stats:
+    key = sort_key(values).astype(np.float32)
+    count = np.where(active, float(voxels), 0.0)
+    return Stats(
+        count=count,
+        mean=key.astype(np.float64),
+        m2=np.zeros(len(values)),
+        kmin=key,
+        kmax=key,
+        vmin=values,
+        vmax=values,
+        bmin=origins.astype(np.int32),
+        bmax=(origins + (dim - 1)).astype(np.int32),
+    )
+
+
+def combine(n_groups: int, parts: list[tuple[np.ndarray, Stats]], vec: bool) -> Stats:
+    """Merge item statistics into their parents; earlier parts win ties, as GridStats visits tiles before children."""
+    parent = np.concatenate([p for p, _ in parts])
+    items = Stats(*(np.concatenate([getattr(s, f) for _, s in parts]) for f in Stats.__dataclass_fields__))
+    keep = items.count > 0
+    parent, items = parent[keep], items.take(np.flatnonzero(keep))
+    order = np.argsort(parent, kind="stable")
+    parent, items = parent[order], items.take(order)
+
+    out = empty_stats(n_groups, vec)
+    if len(parent) == 0:
+        return out
+    groups, starts = np.unique(parent, return_index=True)
+    n = np.bincount(parent, items.count, minlength=n_groups)
+    s = np.bincount(parent, items.count * items.mean, minlength=n_groups)
+    mean = np.divide(s, n, out=np.zeros(n_groups), where=n > 0)
+    dev = items.mean - mean[parent]
+    m2 = np.bincount(parent, items.m2 + items.count * dev * dev, minlength=n_groups)
+    out.count, out.mean, out.m2 = n, mean, m2
+    out.kmin[groups] = np.minimum.reduceat(items.kmin, starts)
+    out.kmax[groups] = np.maximum.reduceat(items.kmax, starts)
+    out.bmin[groups] = np.minimum.reduceat(items.bmin, starts, axis=0)
+    out.bmax[groups] = np.maximum.reduceat(items.bmax, starts, axis=0)
+    if vec:
+        out.vmin[groups] = items.vmin[_first_match(parent, items.kmin, out.kmin)]
+        out.vmax[groups] = items.vmax[_first_match(parent, items.kmax, out.kmax)]
+    else:
+        out.vmin, out.vmax = out.kmin, out.kmax
+    return out
+
+
+def _first_match(parent: np.ndarray, key: np.ndarray, group_key: np.ndarray) -> np.ndarray:
+    hits = np.flatnonzero(key == group_key[parent])
+    _, first = np.unique(parent[hits], return_index=True)
+    return hits[first]
+
+
+def empty_stats(n: int, vec: bool) -> Stats:
+    vshape = (n, 3) if vec else (n,)
+    return Stats(
+        count=np.zeros(n),
+        mean=np.zeros(n),
+        m2=np.zeros(n),
+        kmin=np.zeros(n, np.float32),
+        kmax=np.zeros(n, np.float32),
+        vmin=np.zeros(vshape, np.float32),
+        vmax=np.zeros(vshape, np.float32),
+        bmin=np.zeros((n, 3), np.int32),
+        bmax=np.full((n, 3), -1, np.int32),
+    )
+
+
+def f32_max() -> np.float32:
+    return _F32_MAX
