@@ -9,6 +9,7 @@ from typing import Any
 
 from .core import preset_sharing
 from .core.errors import VDBForgeError, WorkerFailure
+from .core.export_run import run_export
 from .core.parameters import parse_assignments
 from .core.preset_library import list_presets, resolve_preset
 from .core.render_run import RenderOptions, parse_frame_list, parse_frames, run_render
@@ -63,10 +64,43 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--angles", type=int, help="number of preview angles (default from the preset, 4)")
     render.add_argument("--preview-size", type=int, help="longest side of the preview images in pixels")
     render.add_argument("--preview-frames", help="frames to preview: 8,12,16 or 6:16")
+    _add_export_options(render)
     render.add_argument("--keep-cache", action="store_true", help="keep the Mantaflow cache in OUT/cache")
     render.add_argument("--timeout", type=float, default=3600.0, help="seconds before the worker is stopped")
     render.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    export = sub.add_parser("export", help="re-export a kept cache (render --keep-cache) as .vdb / .nvdb")
+    export.add_argument("--cache", required=True, help="the cache folder (OUT/cache of a render --keep-cache)")
+    export.add_argument("--out", required=True, help="output folder (vdb/, nvdb/, result.json)")
+    export.add_argument("--frames", help="frames A:B or A:B:step (default: every cached frame)")
+    _add_export_options(export)
+    export.add_argument("--timeout", type=float, default=3600.0, help="seconds before the worker is stopped")
+    export.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
+
+
+def _add_export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--grids", help="comma-separated grids to export, e.g. density,flame,temperature,velocity")
+    parser.add_argument("--precision", choices=("float", "half"), help="float storage in the .vdb files")
+    parser.add_argument("--compression", choices=("blosc", "zip", "none"), help=".vdb compression")
+    parser.add_argument("--nanovdb", action="store_true", help="also write nvdb/<asset>_####.nvdb")
+    parser.add_argument("--nanovdb-codec", choices=("none", "zip", "blosc"), help="NanoVDB file codec (default zip)")
+    parser.add_argument("--quantize", choices=("fp16", "fp8", "fp4", "fpn"), help="NanoVDB quantized float grids")
+    parser.add_argument("--tolerance", type=float, help="largest absolute error per voxel for --quantize fpn")
+
+
+def export_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.grids:
+        overrides["grids"] = [g.strip() for g in args.grids.split(",") if g.strip()]
+    for key in ("precision", "compression", "nanovdb_codec", "quantize", "tolerance"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.nanovdb or args.quantize or args.nanovdb_codec:
+        overrides["nanovdb"] = True
+    if args.tolerance is not None and args.quantize != "fpn":
+        raise VDBForgeError("--tolerance applies to --quantize fpn only")
+    return overrides
 
 
 def _progress_printer(as_json: bool):
@@ -134,6 +168,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         frames=parse_frames(args.frames) if args.frames else None,
         angles=args.angles,
         preview_size=args.preview_size,
+        export=export_overrides(args),
         preview_frames=parse_frame_list(args.preview_frames) if args.preview_frames else None,
         keep_cache=args.keep_cache,
         timeout=args.timeout,
@@ -150,7 +185,25 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"presets": cmd_presets, "render": cmd_render}
+def cmd_export(args: argparse.Namespace) -> int:
+    result = run_export(
+        args.cache,
+        args.out,
+        export_overrides(args),
+        parse_frames(args.frames) if args.frames else None,
+        timeout=args.timeout,
+        on_message=_progress_printer(args.json),
+        command=_worker_command(),
+    )
+    if args.json:
+        print(json.dumps({"ok": True, **result}, indent=2))
+    else:
+        extra = f" and {len(result['nanovdb_files'])} NanoVDB files" if result["nanovdb_files"] else ""
+        print(f"wrote {len(result['vdb_files'])} VDB frames{extra} to {args.out}")
+    return 0
+
+
+COMMANDS = {"presets": cmd_presets, "render": cmd_render, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core.atomic import write_json
+from ..core.export_run import CACHE_PRESET_FILE
 from ..core.parameters import validate_preset
 from ..core.protocol import Emitter
 from .bake import bake_domain
@@ -35,14 +37,16 @@ def run_render_job(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     preset = validate_preset(job["preset"], f"job preset '{job['preset'].get('id')}'")
+    out_dir = Path(job["out_dir"])
+    cache_dir = Path(job["cache_dir"])
+    export_step = int(job.get("frame_step", 1))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # `vdbforge export --cache` needs the domain geometry and export defaults of the bake it reads.
+    write_json(cache_dir / CACHE_PRESET_FILE, job["preset"])
     if preset.domain.type == "liquid":
         from .liquid_job import run_liquid_render_job
 
         return run_liquid_render_job(job, preset, emit)
-    out_dir = Path(job["out_dir"])
-    cache_dir = Path(job["cache_dir"])
-    export_step = int(job.get("frame_step", 1))
-
     emit.status("setup", "preparing Blender")
     runtime_report = prepare_runtime()
     scene = reset_to_empty_scene()
@@ -99,6 +103,7 @@ def run_render_job(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     return {
         "baked_frames": baked,
         "vdb_files": export.files,
+        "nanovdb_files": export.nanovdb_files,
         "grids_per_frame": {str(k): v for k, v in export.grids_per_frame.items()},
         "active_voxels": {str(k): v for k, v in export.active_voxels.items()},
         "notices": export.notices,

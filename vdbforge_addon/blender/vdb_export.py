@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import temp_path_for
-from ..core.preset_model import Preset
+from ..core.nanovdb import convert_vdb_file
+from ..core.preset_model import Preset, check_export_supported
 from ..core.version import vdbforge_version
 from .cache_grids import DomainGeometry, pick_grid, read_gas_frame
 from .openvdb_import import import_openvdb
@@ -21,6 +22,7 @@ ProgressFn = Callable[[int, int], None]
 @dataclass
 class ExportReport:
     files: list[str] = field(default_factory=list)
+    nanovdb_files: list[str] = field(default_factory=list)
     frames: list[int] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     grids_per_frame: dict[int, list[str]] = field(default_factory=dict)
@@ -69,6 +71,23 @@ def asset_metadata(preset: Preset, params: dict, frame: int) -> dict[str, object
     }
 
 
+def write_vdb(vdb, path: Path, grids: list, metadata: dict) -> None:
+    """Blender's openvdb module always writes Blosc-compressed files; it exposes no other compression setting."""
+    with temp_path_for(path) as tmp:
+        vdb.write(str(tmp), grids, metadata=metadata)
+
+
+def write_nanovdb_beside(vdb, vdb_path: Path, preset: Preset) -> Path:
+    """`nvdb/<name>.nvdb` next to `vdb/`, converted from the file just written so both hold identical values."""
+    settings = preset.export
+    nvdb_path = vdb_path.parent.parent / "nvdb" / vdb_path.with_suffix(".nvdb").name
+    nvdb_path.parent.mkdir(parents=True, exist_ok=True)
+    convert_vdb_file(
+        vdb_path, nvdb_path, vdb, codec=settings.nanovdb_codec, quantize=settings.quantize, tolerance=settings.tolerance
+    )
+    return nvdb_path
+
+
 def export_gas_frames(
     preset: Preset,
     params: dict,
@@ -78,6 +97,7 @@ def export_gas_frames(
     on_progress: ProgressFn | None = None,
 ) -> ExportReport:
     """One `.vdb` per frame holding the preset's export grids; empty grids are skipped with a notice."""
+    check_export_supported(preset.export)
     vdb = import_openvdb()
     geometry = DomainGeometry.from_domain(preset.domain)
     upres = preset.domain.noise.upres if preset.domain.noise.enabled else 1
@@ -116,8 +136,9 @@ def export_gas_frames(
                 )
         if chosen:
             path = out_dir / f"{preset.id}_{frame:04d}.vdb"
-            with temp_path_for(path) as tmp:
-                vdb.write(str(tmp), chosen, metadata=asset_metadata(preset, params, frame))
+            write_vdb(vdb, path, chosen, asset_metadata(preset, params, frame))
+            if preset.export.nanovdb:
+                report.nanovdb_files.append(str(write_nanovdb_beside(vdb, path, preset)))
             report.files.append(str(path))
             report.frames.append(frame)
             report.grids_per_frame[frame] = [g.name for g in chosen]

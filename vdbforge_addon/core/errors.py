@@ -21,5 +21,8 @@ class WorkerFailure(VDBForgeError):
 
     def __init__(self, failure: dict) -> None:
         self.failure = failure
+        if failure.get("user_error"):
+            super().__init__(failure.get("message", "unknown error"))
+            return
         where = f" ({failure['file']}:{failure['line']})" if failure.get("file") else ""
         super().__init__(f"{failure.get('kind', 'python')} failure{where}: {failure.get('message', 'unknown error')}")

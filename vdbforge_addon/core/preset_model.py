@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from .errors import PresetError
+
 SCHEMA_VERSION = 1
 MAX_RESOLUTION = 512
 MAX_FRAMES = 2000
@@ -156,6 +158,17 @@ class ExportSettings(Strict):
     precision: Literal["float", "half"] = "half"
     compression: Literal["blosc", "zip", "none"] = "blosc"
     nanovdb: bool = False
+    nanovdb_codec: Literal["none", "zip", "blosc"] = "zip"
+    quantize: Literal["fp16", "fp8", "fp4", "fpn"] | None = None
+    tolerance: float | None = Field(None, gt=0.0, le=1000.0, description="FpN: largest absolute error per voxel")
+
+
+def check_export_supported(export: ExportSettings) -> None:
+    """Settings the schema can express but Blender's bundled openvdb module cannot write."""
+    if export.compression != "blosc":
+        raise PresetError(
+            f"compression '{export.compression}' is not available: Blender's openvdb module writes Blosc only"
+        )
 
 
 class Tunable(Strict):

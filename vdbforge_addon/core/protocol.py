@@ -51,6 +51,11 @@ def failure_from_exception(exc: BaseException) -> dict[str, Any]:
     ours = [f for f in frames if "vdbforge" in f.filename] or frames
     where = ours[-1] if ours else None
     message = " ".join(str(exc).split()) or type(exc).__name__
+    from .errors import VDBForgeError
+
+    if isinstance(exc, VDBForgeError):  # already a complete one-line message for the user
+        return {"kind": "python", "message": message, "user_error": True, "file": None, "line": None,
+                "stderr_tail": ""}  # fmt: skip
     kind: FailureKind = "python"
     if isinstance(exc, RuntimeError) and message.startswith(("Error:", "Operator bpy.ops", "RuntimeError: Error")):
         kind = "blender"

@@ -1,28 +1,21 @@
 """Parent side of `render`: resolve options, run one worker, publish its output into the folder atomically.
 
-Nothing appears in the output folder until the worker succeeded: work happens in a hidden staging folder inside it,
-which is removed on any failure.
+Publishing is `staged_run`'s job: nothing appears in the output folder unless the worker succeeded.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import check_writable_dir, write_json
-from .errors import PresetError, VDBForgeError, WorkerFailure
+from .errors import PresetError
 from .parameters import apply_overrides, current_values, validate_preset
-from .preset_model import MAX_FRAMES, MAX_RESOLUTION, Preset
+from .preset_model import MAX_FRAMES, MAX_RESOLUTION, Preset, check_export_supported
+from .staged_run import run_staged_job
 from .worker_client import OnMessage, WorkerCommand, WorkerHandle
-
-STAGING_PREFIX = ".vdbforge-staging-"
-PUBLISHED = ("vdb", "preview", "cache", "result.json", "worker.log")
 
 
 @dataclass
@@ -32,6 +25,7 @@ class RenderOptions:
     frames: tuple[int, int, int] | None = None  # start, end, step
     angles: int | None = None
     preview_size: int | None = None
+    export: dict[str, Any] = field(default_factory=dict)  # ExportSettings fields, e.g. {"nanovdb": True}
     preview_frames: list[int] | None = None
     keep_cache: bool = False
     timeout: float | None = None
@@ -80,34 +74,16 @@ def resolve_render_preset(preset: Preset, options: RenderOptions) -> Preset:
         if not 1 <= options.angles <= 16:
             raise PresetError(f"--angles {options.angles} is outside [1, 16]")
         data["render"]["angles"] = options.angles
+    data["export"].update(options.export)
     if options.preview_size is not None:
         if not 16 <= options.preview_size <= 4096:
             raise PresetError(f"--preview-size {options.preview_size} is outside [16, 4096]")
         rig = data["render"]
         scale = options.preview_size / max(rig["width"], rig["height"])
         rig["width"], rig["height"] = (max(16, round(rig[k] * scale)) for k in ("width", "height"))
-    return validate_preset(data, f"preset '{preset.id}'")
-
-
-def _publish(stage: Path, out: Path) -> None:
-    for item in stage.iterdir():
-        target = out / item.name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        os.replace(item, target)
-
-
-def _relocate(value: Any, stage: Path, out: Path) -> Any:
-    """Paths the worker reported inside the staging folder, rewritten to where they now live."""
-    if isinstance(value, str) and value.startswith(str(stage)):
-        return str(out / Path(value).relative_to(stage))
-    if isinstance(value, list):
-        return [_relocate(v, stage, out) for v in value]
-    if isinstance(value, dict):
-        return {k: _relocate(v, stage, out) for k, v in value.items()}
-    return value
+    resolved = validate_preset(data, f"preset '{preset.id}'")
+    check_export_supported(resolved.export)
+    return resolved
 
 
 def run_render(
@@ -121,17 +97,11 @@ def run_render(
     started_hook: Callable[[WorkerHandle], None] | None = None,
 ) -> dict[str, Any]:
     """Build, bake, export and preview `preset` into `out`; returns the result written to `out/result.json`."""
-    wall = time.perf_counter()
     resolved = resolve_render_preset(preset, options)
-    out = Path(out).expanduser().absolute()
-    existed = out.exists()
-    if existed and not out.is_dir():
-        raise VDBForgeError(f"output path '{out}' exists and is not a folder")
-    check_writable_dir(out)
-    stage = Path(tempfile.mkdtemp(dir=out, prefix=STAGING_PREFIX))
-    try:
-        frame_step = options.frames[2] if options.frames else 1
-        job = {
+    frame_step = options.frames[2] if options.frames else 1
+
+    def make_job(stage: Path) -> dict[str, Any]:
+        return {
             "kind": "render",
             "preset": resolved.model_dump(mode="json"),
             "params": current_values(resolved),
@@ -142,43 +112,29 @@ def run_render(
             "preview_frames": options.preview_frames or [],
             "keep_cache": options.keep_cache,
         }
-        handle = WorkerHandle(
-            job,
-            stage / "job.json",
-            timeout=options.timeout,
-            on_message=on_message,
-            command=command,
-            log_path=stage / "worker.log",
-            extra_sys_path=extra_sys_path,
-        )
-        if started_hook:
-            started_hook(handle)
-        outcome = handle.wait()
-        if not outcome.ok:
-            raise WorkerFailure(outcome.failure or {"kind": "python", "message": "worker ended without a result"})
-        (stage / "job.json").unlink()
-        worker_result = outcome.result or {}
-        timings = dict(worker_result.pop("timings", {}))
-        timings["total"] = time.perf_counter() - wall
-        result = {
+
+    def describe(worker_result: dict[str, Any]) -> dict[str, Any]:
+        return {
             "preset_id": resolved.id,
             "family": resolved.family,
             "params": current_values(resolved),
             "resolution": resolved.domain.resolution,
             "frames": [resolved.domain.frame_start, resolved.domain.frame_end, frame_step],
             "angles": resolved.render.angles,
-            "timings": timings,
             **worker_result,
             "preset": resolved.model_dump(mode="json"),
         }
-        result = _relocate(result, stage, out)
-        write_json(stage / "result.json", result)
-        _publish(stage, out)
-        return result
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        if not existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+
+    return run_staged_job(
+        out,
+        make_job,
+        describe,
+        timeout=options.timeout,
+        on_message=on_message,
+        command=command,
+        extra_sys_path=extra_sys_path,
+        started_hook=started_hook,
+    )
 
 
 def load_result_preset(result: dict[str, Any]) -> Preset:

@@ -56,12 +56,16 @@ def split_blocks(
         return empty_leaves(c), empty_tiles(c)
     tiles = empty_tiles(c)
     if make_tiles:
-        uniform = values.min(axis=1) == values.max(axis=1)  # NaN blocks never compare equal: they stay leaves
-        if vec:
-            uniform = uniform.all(axis=1)
-        if uniform.any():
-            n_act = active.sum(axis=1)
-            uniform &= (n_act == 0) | (n_act == 512)
+        # candidates from one scalar channel (NaN never compares equal, so NaN blocks stay leaves), then confirm:
+        # reductions over a trailing axis of 3 are slow in numpy, comparisons on flat rows are not
+        x = values[..., 0] if vec else values
+        uniform = x.min(axis=1) == x.max(axis=1)
+        cand = np.flatnonzero(uniform)
+        if len(cand):
+            v = values[cand]
+            ok = (v == v[:, :1]).reshape(len(cand), -1).all(axis=1) if vec else np.ones(len(cand), bool)
+            n_act = active[cand].sum(axis=1)
+            uniform[cand] = ok & ((n_act == 0) | (n_act == 512))
         if uniform.any():
             tsel = np.flatnonzero(uniform)
             tiles = Tiles(

@@ -135,10 +135,10 @@ def _extract(vdb_grid, vec, bg, lo, dims, method, act_lo, act_hi):
             flat = rows.reshape(len(rows), -1)
             keep = np.flatnonzero(flat.min(axis=1) < SENTINEL)
             rows, offs = rows[keep], offs[keep]
-            mag = np.abs(rows)
-            is_s = mag == SENTINEL
-            if vec:
-                is_s = is_s.all(axis=2)
+            # marked voxels hold S or -S in every component, so the first one decides (no trailing-axis reductions);
+            # with a zero background changeBackground never writes -S
+            x = rows[..., 0] if vec else rows
+            is_s = x == SENTINEL if zero_bg else np.abs(x) == SENTINEL
             # mapOn marked the active voxels; the background / flood-fill rules marked the inactive ones
             act = is_s if (method == "exact" and vec) else ~is_s
             if method == "exact":
@@ -146,15 +146,32 @@ def _extract(vdb_grid, vec, bg, lo, dims, method, act_lo, act_hi):
                 vdb_grid.copyToArray(vals, tuple(int(v) for v in origin))
                 rows = to_blocks(vals)[0][keep]
                 del vals
-            elif zero_bg:
-                rows[~act] = 0
             else:
-                neg = rows < 0 if not vec else (rows < 0).all(axis=2)
-                rows[~act & neg] = -bg
-                rows[~act & ~neg] = bg
+                _restore_background(rows, act, bg, vec, zero_bg)
         counted += int(np.count_nonzero(act))
         parts.append(split_blocks(rows, act, offs + origin))
     return parts, counted
+
+
+def _restore_background(rows: np.ndarray, act: np.ndarray, bg: np.ndarray, vec: bool, zero_bg: bool) -> None:
+    """Turn the sentinels of inactive voxels back into +-background, in place."""
+    flat = rows.reshape(len(rows), -1)
+    if vec:  # per-component mask on flat rows: boolean indexing with a trailing axis of 3 is very slow
+        off = np.repeat(~act, 3, axis=1)
+        if zero_bg:
+            flat[off] = 0
+            return
+        neg = np.repeat(rows[..., 0] < 0, 3, axis=1)
+        full_bg = np.broadcast_to(bg, rows.shape).reshape(flat.shape)
+        flat[off & neg] = -full_bg[off & neg]
+        flat[off & ~neg] = full_bg[off & ~neg]
+    elif zero_bg:
+        flat[~act] = 0
+    else:
+        off = ~act
+        neg = flat < 0
+        flat[off & neg] = -bg
+        flat[off & ~neg] = bg
 
 
 def grids_from_openvdb(vdb_grids: Iterable, names: Iterable[str] | None = None) -> list[NanoGrid]:

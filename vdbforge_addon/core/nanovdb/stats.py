@@ -90,42 +90,45 @@ def leaf_stats(values: np.ndarray, masks: np.ndarray, bbox_min: np.ndarray, bbox
     amin = np.zeros(n, np.int64)
     amax = np.zeros(n, np.int64)
     full = np.all(masks == np.uint64(0xFFFFFFFFFFFFFFFF), axis=1)
-    fi = np.flatnonzero(full)
-    if len(fi):
-        k = key[fi]
-        amin[fi] = k.argmin(axis=1)
-        amax[fi] = k.argmax(axis=1)
-        count[fi] = 512.0
-        mu = k.mean(axis=1, dtype=np.float64)
-        mean[fi] = mu
-        d = k - mu[:, None]
-        m2[fi] = np.einsum("ij,ij->i", d, d)
-    pi = np.flatnonzero(~full & np.any(masks != 0, axis=1))
-    if len(pi):
-        act = unpack_masks(masks[pi])
-        k = key[pi]
-        amin[pi] = np.where(act, k, np.inf).argmin(axis=1)
-        amax[pi] = np.where(act, k, -np.inf).argmax(axis=1)
-        c = act.sum(axis=1).astype(np.float64)
-        count[pi] = c
-        mu = np.where(act, k, 0).sum(axis=1, dtype=np.float64) / c
-        mean[pi] = mu
-        d = np.where(act, k - mu[:, None], 0.0)
-        m2[pi] = np.einsum("ij,ij->i", d, d)
-    rows = np.arange(n)
-    kmin = key[rows, amin].astype(np.float32)
-    kmax = key[rows, amax].astype(np.float32)
-    vmin = values[rows, amin]
-    vmax = values[rows, amax]
-    empty = count == 0
-    if empty.any():
+    partial = ~full & np.any(masks != 0, axis=1)
+    for sel, is_full in ((full, True), (partial, False)):
+        if not sel.any():
+            continue
+        everything = bool(sel.all())
+        idx = slice(None) if everything else np.flatnonzero(sel)
+        k = key if everything else key[idx]
+        if is_full:
+            count[idx] = 512.0
+            lo_src, hi_src = k, k
+            mu = k.mean(axis=1, dtype=np.float64)
+            d = k - mu[:, None]
+        else:
+            act = unpack_masks(masks[idx])
+            lo_src, hi_src = np.where(act, k, np.inf), np.where(act, k, -np.inf)
+            c = act.sum(axis=1).astype(np.float64)
+            count[idx] = c
+            mu = np.where(act, k, 0).sum(axis=1, dtype=np.float64) / c
+            d = np.where(act, k - mu[:, None], 0.0)
+        mean[idx] = mu
+        m2[idx] = np.einsum("ij,ij->i", d, d)
+        if vec:  # the min/max vectors are needed, not only their squared lengths
+            amin[idx] = lo_src.argmin(axis=1)
+            amax[idx] = hi_src.argmax(axis=1)
+        else:
+            kmin[idx] = lo_src.min(axis=1)
+            kmax[idx] = hi_src.max(axis=1)
+    if vec:
+        rows = np.arange(n)
+        kmin, kmax = key[rows, amin].astype(np.float32), key[rows, amax].astype(np.float32)
+        vmin, vmax = values[rows, amin], values[rows, amax]
+        empty = count == 0
         kmin[empty] = kmax[empty] = 0
         vmin[empty] = 0
         vmax[empty] = 0
+    else:
+        vmin, vmax = kmin, kmax
     bmin = bbox_min.astype(np.int32)
     bmax = bmin + bbox_dif.astype(np.int32)
-    if not vec:
-        vmin, vmax = kmin, kmax
     return Stats(count, mean, m2, kmin, kmax, vmin, vmax, bmin, bmax)
 
 
