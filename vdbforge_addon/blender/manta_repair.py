@@ -185,6 +185,10 @@ def ensure_mantaflow_ready() -> dict:
     """
     if not is_module_mode():
         return {"applied": False, "classes_patched": 0, "attributes_added": 0, "gaps_after": None}
+    if _totals["classes_patched"]:
+        # Once a fluid has been initialised, Mantaflow has replaced the method tables the repair reads; reading them
+        # again would walk freed memory. The descriptors added the first time stay valid for the whole process.
+        return {"applied": True, **_totals, "gaps_after": 0}
     patched, added = _copy_inherited(manta_classes())
     _totals["classes_patched"] += patched
     _totals["attributes_added"] += added
