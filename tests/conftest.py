@@ -51,3 +51,30 @@ def explosion_render(tmp_path_factory) -> dict:
     result = json.loads(proc.stdout)
     result["_out"] = out
     return result
+
+
+@pytest.fixture(scope="session")
+def extension_zip(tmp_path_factory) -> Path:
+    """This platform's wheels fetched and the zip built (and validated by the build) in a temporary folder.
+
+    Session-wide: test_extension.py and test_panel_workflow.py install the same zip.
+    """
+    tmp = tmp_path_factory.mktemp("extension_build")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "build_extension.py"),
+            "--fetch",
+            f"--wheels-dir={tmp / 'wheels'}",
+            f"--build-dir={tmp / 'build'}",
+            f"--output-dir={tmp / 'dist'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    zip_path = Path(proc.stdout.strip().splitlines()[-1])
+    assert zip_path.is_file() and zip_path.parent == tmp / "dist"
+    return zip_path

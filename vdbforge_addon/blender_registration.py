@@ -9,6 +9,7 @@ from bpy.props import PointerProperty, StringProperty
 
 from . import operators, panels
 from .core import paths
+from .operators import preview_image
 from .panels.properties import VDBForgeSceneProperties
 
 
@@ -59,5 +60,6 @@ def register() -> None:
 def unregister() -> None:
     if _is_extension():
         paths.set_user_dir_provider(None)
+    preview_image.remove_preview_image()
     del bpy.types.Scene.vdbforge
     _unregister_classes()

@@ -86,6 +86,42 @@ def resolve_render_preset(preset: Preset, options: RenderOptions) -> Preset:
     return resolved
 
 
+def build_render_job(resolved: Preset, stage: Path, options: RenderOptions) -> dict[str, Any]:
+    """The worker job for `resolved` (already through `resolve_render_preset`) writing into `stage`.
+
+    The cache lives in `stage/cache`, so it is published with the rest (when kept) or removed with the stage.
+    """
+    return {
+        "kind": "render",
+        "preset": resolved.model_dump(mode="json"),
+        "params": current_values(resolved),
+        "out_dir": str(stage),
+        "cache_dir": str(stage / "cache"),
+        "frame_step": _frame_step(options),
+        "angles": resolved.render.angles,
+        "preview_frames": options.preview_frames or [],
+        "keep_cache": options.keep_cache,
+    }
+
+
+def describe_render(resolved: Preset, options: RenderOptions, worker_result: dict[str, Any]) -> dict[str, Any]:
+    """What `result.json` holds: the run's settings, the worker's result, and the resolved preset."""
+    return {
+        "preset_id": resolved.id,
+        "family": resolved.family,
+        "params": current_values(resolved),
+        "resolution": resolved.domain.resolution,
+        "frames": [resolved.domain.frame_start, resolved.domain.frame_end, _frame_step(options)],
+        "angles": resolved.render.angles,
+        **worker_result,
+        "preset": resolved.model_dump(mode="json"),
+    }
+
+
+def _frame_step(options: RenderOptions) -> int:
+    return options.frames[2] if options.frames else 1
+
+
 def run_render(
     preset: Preset,
     out: str | os.PathLike,
@@ -98,32 +134,12 @@ def run_render(
 ) -> dict[str, Any]:
     """Build, bake, export and preview `preset` into `out`; returns the result written to `out/result.json`."""
     resolved = resolve_render_preset(preset, options)
-    frame_step = options.frames[2] if options.frames else 1
 
     def make_job(stage: Path) -> dict[str, Any]:
-        return {
-            "kind": "render",
-            "preset": resolved.model_dump(mode="json"),
-            "params": current_values(resolved),
-            "out_dir": str(stage),
-            "cache_dir": str(stage / "cache"),
-            "frame_step": frame_step,
-            "angles": resolved.render.angles,
-            "preview_frames": options.preview_frames or [],
-            "keep_cache": options.keep_cache,
-        }
+        return build_render_job(resolved, stage, options)
 
     def describe(worker_result: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "preset_id": resolved.id,
-            "family": resolved.family,
-            "params": current_values(resolved),
-            "resolution": resolved.domain.resolution,
-            "frames": [resolved.domain.frame_start, resolved.domain.frame_end, frame_step],
-            "angles": resolved.render.angles,
-            **worker_result,
-            "preset": resolved.model_dump(mode="json"),
-        }
+        return describe_render(resolved, options, worker_result)
 
     return run_staged_job(
         out,

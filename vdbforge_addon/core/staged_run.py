@@ -17,7 +17,7 @@ from typing import Any
 
 from .atomic import check_writable_dir, write_json
 from .errors import VDBForgeError, WorkerFailure
-from .worker_client import OnMessage, WorkerCommand, WorkerHandle
+from .worker_client import OnMessage, WorkerCommand, WorkerHandle, WorkerOutcome
 
 STAGING_PREFIX = ".vdbforge-staging-"
 
@@ -43,6 +43,43 @@ def _relocate(value: Any, stage: Path, out: Path) -> Any:
     return value
 
 
+def open_stage(out: str | os.PathLike) -> tuple[Path, Path, bool]:
+    """The absolute output folder, a fresh staging folder inside it, and whether the output folder existed before."""
+    out = Path(out).expanduser().absolute()
+    existed = out.exists()
+    if existed and not out.is_dir():
+        raise VDBForgeError(f"output path '{out}' exists and is not a folder")
+    check_writable_dir(out)
+    return out, Path(tempfile.mkdtemp(dir=out, prefix=STAGING_PREFIX)), existed
+
+
+def publish_outcome(
+    outcome: WorkerOutcome,
+    stage: Path,
+    out: Path,
+    describe: Callable[[dict[str, Any]], dict[str, Any]],
+    started: float,
+) -> dict[str, Any]:
+    """Raise the worker's failure, or write `result.json` and move the staged items into `out`."""
+    if not outcome.ok:
+        raise WorkerFailure(outcome.failure or {"kind": "python", "message": "worker ended without a result"})
+    (stage / "job.json").unlink()
+    worker_result = dict(outcome.result or {})
+    timings = dict(worker_result.pop("timings", {}))
+    timings["total"] = time.perf_counter() - started
+    result = _relocate({**describe(worker_result), "timings": timings}, stage, out)
+    write_json(stage / "result.json", result)
+    _publish(stage, out)
+    return result
+
+
+def close_stage(stage: Path, out: Path, existed: bool) -> None:
+    """Remove the staging folder, and the output folder too if this run created it and left it empty."""
+    shutil.rmtree(stage, ignore_errors=True)
+    if not existed and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
 def run_staged_job(
     out: str | os.PathLike,
     make_job: Callable[[Path], dict[str, Any]],
@@ -56,12 +93,7 @@ def run_staged_job(
 ) -> dict[str, Any]:
     """`make_job(stage)` builds the job; `describe(worker_result)` shapes what goes into `out/result.json`."""
     wall = time.perf_counter()
-    out = Path(out).expanduser().absolute()
-    existed = out.exists()
-    if existed and not out.is_dir():
-        raise VDBForgeError(f"output path '{out}' exists and is not a folder")
-    check_writable_dir(out)
-    stage = Path(tempfile.mkdtemp(dir=out, prefix=STAGING_PREFIX))
+    out, stage, existed = open_stage(out)
     try:
         handle = WorkerHandle(
             make_job(stage),
@@ -74,18 +106,6 @@ def run_staged_job(
         )
         if started_hook:
             started_hook(handle)
-        outcome = handle.wait()
-        if not outcome.ok:
-            raise WorkerFailure(outcome.failure or {"kind": "python", "message": "worker ended without a result"})
-        (stage / "job.json").unlink()
-        worker_result = dict(outcome.result or {})
-        timings = dict(worker_result.pop("timings", {}))
-        timings["total"] = time.perf_counter() - wall
-        result = _relocate({**describe(worker_result), "timings": timings}, stage, out)
-        write_json(stage / "result.json", result)
-        _publish(stage, out)
-        return result
+        return publish_outcome(handle.wait(), stage, out, describe, wall)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        if not existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        close_stage(stage, out, existed)

@@ -15,6 +15,7 @@ from ..core.preset_library import resolve_preset
 from ..core.preset_model import Preset
 from ..core.render_run import RenderOptions, resolve_render_preset, run_render
 from ..core.worker_client import WorkerCommand
+from .preview_image import load_preview
 
 
 def output_folder(props: bpy.types.PropertyGroup) -> Path:
@@ -34,7 +35,7 @@ def chosen_preset(props: bpy.types.PropertyGroup, options: RenderOptions) -> Pre
     return resolve_render_preset(resolve_preset(props.preset), options)
 
 
-def _worker_command() -> tuple[WorkerCommand | None, list[str]]:
+def worker_command() -> tuple[WorkerCommand | None, list[str]]:
     """How to start a worker from this session, and the folders its Python needs for our bundled wheels."""
     if is_module_mode():
         return None, []  # the same interpreter, with the same environment, can import everything
@@ -112,12 +113,15 @@ class VDBFORGE_OT_render_preview(_VDBForgeOperator, bpy.types.Operator):
                 raise PresetError("no preset is selected")
             preset = resolve_preset(props.preset)  # run_render applies the options itself
             out = output_folder(props) / "renders" / preset.id
-            command, extra_sys_path = _worker_command()
+            command, extra_sys_path = worker_command()
             result = run_render(preset, out, options, command=command, extra_sys_path=extra_sys_path)
         except VDBForgeError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        shown = result.get("contact_sheet") or str(out / "result.json")
+        sheet = result.get("contact_sheet")
+        if sheet and Path(sheet).is_file():
+            load_preview(props, sheet)
+        shown = sheet or str(out / "result.json")
         self.report(
             {"INFO"}, f"Rendered {len(result.get('previews', []))} preview image(s) of '{preset.name}': {shown}"
         )

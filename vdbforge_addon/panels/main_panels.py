@@ -7,7 +7,8 @@ import bpy
 from ..core.errors import VDBForgeError
 from ..core.parameters import current_values
 from ..core.paths import user_data_dir
-from .properties import selected_preset
+from ..core.preset_model import Preset
+from .properties import preset_items, selected_preset
 
 CATEGORY = "VDBForge"
 PARENT_ID = "VDBFORGE_PT_main"
@@ -52,7 +53,14 @@ class VDBFORGE_PT_preset(_VDBForgeSubPanel, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         props = context.scene.vdbforge
-        layout.prop(props, "preset", text="")
+        # Blender's preset idiom (dropdown with + / −), backed by our JSON preset files.
+        row = layout.row(align=True)
+        row.menu("VDBFORGE_MT_presets", text=_preset_name(props) or "Choose a preset")
+        row.operator("vdbforge.preset_add", text="", icon="ADD")
+        row.operator("vdbforge.preset_remove", text="", icon="REMOVE")
+        row = layout.row(align=True)
+        row.operator("vdbforge.preset_import", text="Import", icon="IMPORT")
+        row.operator("vdbforge.preset_export", text="Export", icon="EXPORT")
         try:
             preset = selected_preset(props)
         except VDBForgeError as exc:
@@ -65,20 +73,32 @@ class VDBFORGE_PT_preset(_VDBForgeSubPanel, bpy.types.Panel):
         layout.label(text=f"{preset.family} / {preset.kind}")
         if preset.description:
             _wrapped(layout.column(align=True), preset.description)
-        if not preset.parameters:
-            return
-        box = layout.box()
-        box.label(text="Tunables")
-        values = current_values(preset)
-        col = box.column(align=True)
-        for tunable in preset.parameters:
-            if tunable.choices is not None:
-                bounds = " | ".join(_format(c) for c in tunable.choices)
-            else:
-                bounds = f"{_format(tunable.min)} – {_format(tunable.max)}" + (" log" if tunable.scale == "log" else "")
-            row = col.row()
-            row.label(text=tunable.label or tunable.path)
-            row.label(text=f"{_format(values[tunable.path])}  [{bounds}]")
+        if preset.parameters:
+            _draw_tunables(layout.box(), props, preset)
+
+
+def _preset_name(props: bpy.types.PropertyGroup) -> str:
+    # From our own item list: RNA's enum_items of a dynamic enum is not reliable without a context.
+    return next((item[1] for item in preset_items(props, None) if item[0] == props.preset), "")
+
+
+def _draw_tunables(box: bpy.types.UILayout, props: bpy.types.PropertyGroup, preset: Preset) -> None:
+    row = box.row()
+    row.label(text="Tunables")
+    row.operator("vdbforge.tunables_reset", text="", icon="LOOP_BACK")
+    if props.tunables_preset != preset.id:
+        # Draw cannot write properties; the tunables are filled when the preset changes or on Reset.
+        box.label(text="Press Reset to edit this preset's tunables", icon="INFO")
+        return
+    col = box.column(align=True)
+    for item in props.tunables:
+        row = col.row(align=True)
+        row.prop(item, "factor", text=item.label, slider=True)
+        row.prop(item, "value", text="")
+    choices = [t for t in preset.parameters if t.choices is not None]
+    values = current_values(preset) if choices else {}
+    for tunable in choices:
+        col.label(text=f"{tunable.label or tunable.path}: {_format(values[tunable.path])} (fixed)")
 
 
 class VDBFORGE_PT_build_bake(_VDBForgeSubPanel, bpy.types.Panel):
@@ -96,6 +116,13 @@ class VDBFORGE_PT_build_bake(_VDBForgeSubPanel, bpy.types.Panel):
         if not props.output_dir:
             layout.label(text=f"Default: {user_data_dir() / 'scenes'}", icon="FILE_FOLDER")
         layout.operator("vdbforge.build_bake", icon="MOD_FLUIDSIM")
+        layout.operator("vdbforge.bake_modal", icon="RENDER_ANIMATION")
+        if props.running or props.status_text:
+            col = layout.column(align=True)
+            col.prop(props, "progress", text="Progress" if props.running else "Last Run", slider=True)
+            col.label(text=props.status_text, icon="TIME" if props.running else "INFO")
+            if props.running:
+                col.label(text="Esc cancels and keeps the baked frames")
 
 
 class VDBFORGE_PT_preview(_VDBForgeSubPanel, bpy.types.Panel):
@@ -106,6 +133,13 @@ class VDBFORGE_PT_preview(_VDBForgeSubPanel, bpy.types.Panel):
         layout = self.layout
         layout.prop(context.scene.vdbforge, "angles")
         layout.operator("vdbforge.render_preview", icon="RENDER_STILL")
+        image = bpy.data.images.get(context.scene.vdbforge.preview_image)
+        if image is None:
+            return
+        # The image's preview icon is the simplest way to show a picture in a panel without an image editor.
+        image.preview_ensure()
+        layout.template_icon(icon_value=image.preview.icon_id, scale=10.0)
+        layout.label(text=context.scene.vdbforge.contact_sheet, icon="IMAGE_DATA")
 
 
 class _PlaceholderPanel(_VDBForgeSubPanel):

@@ -2,12 +2,15 @@
 
 # No `from __future__ import annotations`: Blender reads the property definitions from real annotation objects.
 
+import math
 import zlib
 from pathlib import Path
+from typing import Any
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from ..core.parameters import current_values
 from ..core.paths import builtin_presets_dir, user_presets_dir
 from ..core.preset_library import list_presets, resolve_preset
 from ..core.preset_model import MAX_FRAMES, MAX_RESOLUTION, Preset
@@ -71,13 +74,104 @@ def selected_preset(props: "VDBForgeSceneProperties") -> Preset | None:
     return _preset_cache[preset_id][1]
 
 
+def _get_factor(item: "VDBForgeTunable") -> float:
+    lo, hi, value = item.min, item.max, item.value
+    if item.log_scale:
+        lo, hi, value = math.log(lo), math.log(hi), math.log(max(value, item.min))
+    return min(1.0, max(0.0, (value - lo) / (hi - lo))) if hi > lo else 0.0
+
+
+def _set_factor(item: "VDBForgeTunable", factor: float) -> None:
+    lo, hi = item.min, item.max
+    value = (
+        math.exp(math.log(lo) + factor * (math.log(hi) - math.log(lo))) if item.log_scale else lo + factor * (hi - lo)
+    )
+    item.value = round(value) if item.is_int else value
+
+
+class VDBForgeTunable(bpy.types.PropertyGroup):
+    """One numeric tunable of the selected preset, editable in the Preset panel and applied as an override."""
+
+    path: StringProperty(name="Path", description="Dotted path of the tunable in the preset")
+    label: StringProperty(name="Label")
+    stage: StringProperty(name="Stage", description="Whether changing it needs a new bake or only a re-render")
+    value: FloatProperty(name="Value", description="Value used for the next bake (checked against its range)")
+    min: FloatProperty(name="Min")
+    max: FloatProperty(name="Max")
+    is_int: BoolProperty(name="Whole Number")
+    log_scale: BoolProperty(name="Log Scale")
+    # Blender's soft bounds are fixed per property, not per item: the slider edits the position inside this item's
+    # own range instead, so every tunable gets a slider that cannot leave its bounds.
+    factor: FloatProperty(
+        name="Factor",
+        description="Position of the value inside the tunable's range",
+        min=0.0,
+        max=1.0,
+        subtype="FACTOR",
+        get=_get_factor,
+        set=_set_factor,
+    )
+
+
+def rebuild_tunables(props: "VDBForgeSceneProperties") -> None:
+    """Refill `props.tunables` with the selected preset's numeric tunables at their preset values.
+
+    Categorical tunables keep their preset value (an enum per item is not possible with one property group).
+    """
+    props.tunables.clear()
+    props.tunables_preset = ""
+    preset = selected_preset(props)
+    if preset is None:
+        return
+    values = current_values(preset)
+    for tunable in preset.parameters:
+        if tunable.choices is not None:
+            continue
+        item = props.tunables.add()
+        value = values[tunable.path]
+        item.path, item.label, item.stage = tunable.path, tunable.label or tunable.path, tunable.stage
+        item.min, item.max, item.value = float(tunable.min), float(tunable.max), float(value)
+        item.is_int = isinstance(value, int) and not isinstance(value, bool)
+        item.log_scale = tunable.scale == "log"
+    props.tunables_preset = preset.id
+
+
+def tunable_overrides(props: "VDBForgeSceneProperties") -> dict[str, Any]:
+    """The edited tunables that differ from the preset, ready for `apply_overrides` (which checks the bounds)."""
+    if props.tunables_preset != props.preset:
+        return {}
+    preset = selected_preset(props)
+    values = current_values(preset) if preset else {}
+    overrides: dict[str, Any] = {}
+    for item in props.tunables:
+        # The property is single precision: 6 significant digits give back the number that was typed.
+        value: Any = round(item.value) if item.is_int else float(f"{item.value:.6g}")
+        if item.path in values and not math.isclose(value, values[item.path], rel_tol=1e-6, abs_tol=1e-9):
+            overrides[item.path] = value
+    return overrides
+
+
+def _preset_changed(props: "VDBForgeSceneProperties", _context: bpy.types.Context) -> None:
+    rebuild_tunables(props)
+
+
 class VDBForgeSceneProperties(bpy.types.PropertyGroup):
     preset: EnumProperty(
         name="Preset",
         description="Preset to build, bake and render",
         items=preset_items,
         default=_enum_number(DEFAULT_PRESET),  # dynamic enums take the item number, not the identifier
+        update=_preset_changed,
     )
+    tunables: CollectionProperty(type=VDBForgeTunable)
+    tunables_preset: StringProperty(
+        name="Tunables Preset", description="Preset the tunables were filled from; they are stale when it differs"
+    )
+    progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR", default=0.0)
+    status_text: StringProperty(name="Status", default="")
+    running: BoolProperty(name="Running", description="A modal bake is running", default=False)
+    contact_sheet: StringProperty(name="Contact Sheet", description="Preview image of the last render", default="")
+    preview_image: StringProperty(name="Preview Image", description="Image data-block showing the contact sheet")
     resolution: IntProperty(
         name="Resolution",
         description="Voxels along the longest side of the simulation domain",
@@ -97,4 +191,4 @@ class VDBForgeSceneProperties(bpy.types.PropertyGroup):
     )
 
 
-classes = (VDBForgeSceneProperties,)
+classes = (VDBForgeTunable, VDBForgeSceneProperties)
