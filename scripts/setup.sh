@@ -7,7 +7,7 @@ cd "$here"
 
 BPY_VERSION="${VDBFORGE_BPY_VERSION:-4.5.15}"
 PYTHON="${PYTHON:-python3.11}"
-APT_PACKAGES=(libnanovdb-dev libopenvdb-tools chromium zlib1g-dev libblosc-dev)
+APT_PACKAGES=(libnanovdb-dev libopenvdb-tools chromium zlib1g-dev libblosc-dev libopenvdb-dev libboost-dev)
 
 need_apt=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -172,7 +172,9 @@ def _blender_like_site(folder: Path) -> Path:
     return folder
 
 
-def test_install_enable_build_bake_render_and_disable(extension_zip: Path, tmp_path: Path):
+def run_extension_session(extension_zip: Path, tmp_path: Path, script_body: str) -> tuple[dict, Path]:
+    """Run `script_body` in a fresh `python -S` process that installs the zip into a temporary Blender user folder;
+    returns the facts the script printed after REPORT_PREFIX and the user resources folder."""
     home = tmp_path / "home"
     resources = home / "blender"
     resources.mkdir(parents=True)
@@ -181,7 +183,7 @@ def test_install_enable_build_bake_render_and_disable(extension_zip: Path, tmp_p
         f"SITE = {str(_blender_like_site(tmp_path / 'site'))!r}\nZIP = {str(extension_zip)!r}\n"
         f"MODULE = {MODULE!r}\nPREFIX = {REPORT_PREFIX!r}\n"
     )
-    script.write_text(header + SCRIPT, encoding="utf-8")
+    script.write_text(header + script_body, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("VDBFORGE_HOME", "PYTHONPATH", "PYTHONHOME")}
     env.update(HOME=str(home), BLENDER_USER_RESOURCES=str(resources), XDG_DATA_HOME=str(home / "xdg"))
     # -S: no site-packages of this environment; the script adds the Blender-like folder itself.
@@ -192,7 +194,11 @@ def test_install_enable_build_bake_render_and_disable(extension_zip: Path, tmp_p
     assert proc.returncode == 0, output[-4000:]
     report = [line for line in proc.stdout.splitlines() if line.startswith(REPORT_PREFIX)]
     assert report, output[-4000:]
-    facts = json.loads(report[-1].removeprefix(REPORT_PREFIX))
+    return json.loads(report[-1].removeprefix(REPORT_PREFIX)), resources
+
+
+def test_install_enable_build_bake_render_and_disable(extension_zip: Path, tmp_path: Path):
+    facts, resources = run_extension_session(extension_zip, tmp_path, SCRIPT)
 
     extensions = resources / "extensions"
     assert facts["install"] == ["FINISHED"] and facts["enabled"]

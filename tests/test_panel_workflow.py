@@ -4,13 +4,9 @@ bake's EXEC path to the end (timers never fire without a window, so EXEC is what
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from .test_extension import MODULE, REPORT_PREFIX, _blender_like_site
+from .test_extension import run_extension_session
 
 SCRIPT = r"""
 import json, os, sys
@@ -67,25 +63,7 @@ print(PREFIX + json.dumps(facts), flush=True)
 
 
 def test_preset_add_remove_tunables_and_modal_bake(extension_zip: Path, tmp_path: Path):
-    home = tmp_path / "home"
-    resources = home / "blender"
-    resources.mkdir(parents=True)
-    script = tmp_path / "panel_session.py"
-    header = (
-        f"SITE = {str(_blender_like_site(tmp_path / 'site'))!r}\nZIP = {str(extension_zip)!r}\n"
-        f"MODULE = {MODULE!r}\nPREFIX = {REPORT_PREFIX!r}\n"
-    )
-    script.write_text(header + SCRIPT, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ("VDBFORGE_HOME", "PYTHONPATH", "PYTHONHOME")}
-    env.update(HOME=str(home), BLENDER_USER_RESOURCES=str(resources), XDG_DATA_HOME=str(home / "xdg"))
-    proc = subprocess.run(
-        [sys.executable, "-S", str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-4000:]
-    report = [line for line in proc.stdout.splitlines() if line.startswith(REPORT_PREFIX)]
-    assert report, output[-4000:]
-    facts = json.loads(report[-1].removeprefix(REPORT_PREFIX))
+    facts, resources = run_extension_session(extension_zip, tmp_path, SCRIPT)
 
     assert facts["tunables_preset"] == "smoke_plume"
     low, high = facts["tunables"]["domain.vorticity"][1:]

@@ -121,7 +121,10 @@ def run_checker(nvdb: Path | str, queries: np.ndarray | None = None, dump: bool 
                 gc.vox_val = _load(pre, "vox_val.bin", np.float32, c)
                 gc.tile_ijk = _load(pre, "tile_ijk.bin", np.int32, 4)
                 gc.tile_val = _load(pre, "tile_val.bin", np.float32, c)
-            if q is not None and (pre.parent / (pre.name + "q_cpp_val.bin")).exists():
+            if q is not None and len(q) == 0:
+                empty = (np.zeros((0, c) if c > 1 else 0, np.float32), np.zeros(0, bool))
+                gc.q_cpp, gc.q_pnano = empty, empty
+            elif q is not None and (pre.parent / (pre.name + "q_cpp_val.bin")).exists():
                 gc.q_cpp = (_load(pre, "q_cpp_val.bin", np.float32, c), _load(pre, "q_cpp_act.bin", np.uint8, 1) != 0)
                 gc.q_pnano = (
                     _load(pre, "q_pnano_val.bin", np.float32, c),

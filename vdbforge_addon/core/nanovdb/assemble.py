@@ -38,17 +38,45 @@ def default_tolerance(grid: NanoGrid) -> float:
     return 0.0
 
 
+def _det3(a) -> float:
+    return (
+        a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+        - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+        + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+    )
+
+
+def affine_inverse(m: np.ndarray) -> np.ndarray:
+    """Inverse of a 4x4 row-vector affine matrix by cofactors: plain floats beat LAPACK's call overhead here, and
+    zeros come out as +0.0 like OpenVDB's Mat4::inverse (numpy's can produce -0.0, a different bit pattern)."""
+    a = m[:3, :3].tolist()
+    det = _det3(a)
+    cof = [[0.0] * 3 for _ in range(3)]
+    for i in range(3):
+        for j in range(3):
+            r = [k for k in range(3) if k != i]
+            c = [k for k in range(3) if k != j]
+            minor = a[r[0]][c[0]] * a[r[1]][c[1]] - a[r[0]][c[1]] * a[r[1]][c[0]]
+            cof[j][i] = (-1) ** (i + j) * minor / det + 0.0
+    inv = np.eye(4)
+    inv[:3, :3] = cof
+    inv[3, :3] = -(m[3, :3] @ inv[:3, :3]) + 0.0
+    return inv
+
+
 def voxel_size(m: np.ndarray) -> np.ndarray:
     """AffineMap::voxelSize, collapsed to one value when the map has uniform scale (as the converter stores it)."""
     mat = m[:3, :3]
-    vs = np.linalg.norm(mat, axis=1)
-    det = np.linalg.det(mat)
-    unit = mat / abs(det) ** (1.0 / 3.0)
-    uniform = abs(abs(np.linalg.det(unit)) - 1.0) <= 1e-8 and np.allclose(unit @ unit.T, np.eye(3), rtol=0, atol=1e-8)
+    vs = np.sqrt((mat * mat).sum(axis=1))
+    unit = mat / abs(_det3(mat.tolist())) ** (1.0 / 3.0)
+    uniform = abs(abs(_det3(unit.tolist())) - 1.0) <= 1e-8 and bool(np.all(np.abs(unit @ unit.T - np.eye(3)) <= 1e-8))
     return np.full(3, vs[0]) if uniform else vs
 
 
-def build_grid(grid: NanoGrid, quantize: str | None = None, tolerance: float | None = None, dither: bool = False):
+def build_grid(
+    grid: NanoGrid, quantize: str | None = None, tolerance: float | None = None, dither: bool = False
+) -> BuiltGrid:
+    """The grid's complete NanoVDB buffer (breadth-first nodes, statistics, partial checksum) and its file metadata."""
     if quantize not in QUANTIZE:
         raise VDBForgeError(f"unknown quantization '{quantize}'; use one of none, fp4, fp8, fp16, fpn")
     vec = grid.value_type == "vec3f"
@@ -280,7 +308,7 @@ def _write_root(buf, lay, at, upper_pos, topo: Topology, s3: Stats, bg, vec, til
 def _write_grid_data(buf, grid: NanoGrid, gtype: str, total: int, name: bytes, root_bbox: np.ndarray):
     gd = np.ndarray((1,), dtype=L.GRID_DATA, buffer=buf, offset=0)
     m = grid.transform
-    inv = np.linalg.inv(m)
+    inv = affine_inverse(m)
     empty = bool(np.any(root_bbox[:3] > root_bbox[3:]))
     flags = L.FLAG_HAS_MINMAX | L.FLAG_HAS_AVERAGE | L.FLAG_HAS_STDDEV | L.FLAG_BREADTH_FIRST
     if empty:

@@ -16,7 +16,7 @@ BLOSC_BLOCKSIZE = 1 << 18  # what the C++ writer passes to blosc_compress_ctx
 
 def _blosc():
     try:
-        import blosc  # noqa: PLC0415 - optional dependency, only needed for this codec
+        import blosc  # lazily: an optional dependency, needed only for this codec
     except ImportError:
         raise VDBForgeError("the BLOSC codec needs the 'blosc' Python package (pip install blosc)") from None
     return blosc

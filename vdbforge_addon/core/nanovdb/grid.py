@@ -75,9 +75,17 @@ class NanoGrid:
             raise VDBForgeError(f"grid '{self.name[:40]}…': names longer than {MAX_NAME} bytes are not supported")
         c = self.channels
         m = np.asarray(self.transform, dtype=np.float64)
-        if m.shape != (4, 4) or not np.all(np.isfinite(m)):
+        if m.shape != (4, 4) or not np.isfinite(m).all():
             raise VDBForgeError(f"grid '{self.name}': transform must be a finite 4x4 matrix")
-        if abs(np.linalg.det(m[:3, :3])) < 1e-300:
+        if m[:, 3].tolist() != [0.0, 0.0, 0.0, 1.0]:
+            raise VDBForgeError(f"grid '{self.name}': transform must be affine (last column 0, 0, 0, 1)")
+        a = m[:3, :3].tolist()
+        det = (
+            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+            - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+            + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+        )
+        if abs(det) < 1e-300:
             raise VDBForgeError(f"grid '{self.name}': transform is singular")
         self.transform = m
         bg = np.asarray(self.background, dtype=np.float32).reshape(-1)

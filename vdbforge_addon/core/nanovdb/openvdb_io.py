@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from functools import partial
 
 import numpy as np
 
 from ..errors import VDBForgeError
-from .dense import coalesce_tiles, concat_parts, rows_differ, split_blocks, to_blocks
+from .dense import coalesce_tiles, concat_parts, rows_differ, scratch, scratch_scope, split_blocks, to_blocks
 from .grid import NanoGrid
 
 SENTINEL = float(np.finfo(np.float32).max)
-SLAB_VOXELS = 1 << 24  # ~64 MB of float32 per slab
+SLAB_VOXELS = 1 << 22  # 16 MB of float32 (48 MB of vec3) per slab, held twice while a slab is split
 MAX_REGION_VOXELS = 1 << 31
 _VALUE_TYPES = {"float": "float", "double": "float", "vec3s": "vec3f", "vec3d": "vec3f"}
 _CLASSES = {"level set": "levelset", "fog volume": "fog", "staggered": "staggered"}
@@ -70,9 +71,9 @@ def grid_from_openvdb(vdb_grid, name: str | None = None) -> NanoGrid:
         boxes.append(_bbox(vdb_grid.evalActiveVoxelBoundingBox()))
     if n_leaf:
         boxes.append(_bbox(vdb_grid.evalLeafBoundingBox()))
-    grid = NanoGrid(gname, value_type, gclass, transform, tuple(bg.tolist()) if vec else float(bg))
+    background = tuple(bg.tolist()) if vec else float(bg)
     if not boxes:
-        return grid
+        return NanoGrid(gname, value_type, gclass, transform, background)
     lo = np.min([b[0] for b in boxes], axis=0) & ~7
     hi = np.max([b[1] for b in boxes], axis=0)
     dims = (hi - lo + 8) // 8 * 8
@@ -93,9 +94,7 @@ def grid_from_openvdb(vdb_grid, name: str | None = None) -> NanoGrid:
     else:
         raise VDBForgeError(f"grid '{gname}': could not recover the active voxels ({counted} of {n_active})")
     leaves, tiles = concat_parts(parts, 3 if vec else 1)
-    grid.leaves, grid.tiles = leaves, coalesce_tiles(tiles)
-    grid.validate()
-    return grid
+    return NanoGrid(gname, value_type, gclass, transform, background, leaves, coalesce_tiles(tiles))
 
 
 def _extract(vdb_grid, vec, bg, lo, dims, method, act_lo, act_hi):
@@ -117,10 +116,9 @@ def _extract(vdb_grid, vec, bg, lo, dims, method, act_lo, act_hi):
     for x0 in range(0, int(dims[0]), step):
         nx = min(step, int(dims[0]) - x0)
         origin = lo + np.array([x0, 0, 0])
-        buf = np.empty((nx, int(dims[1]), int(dims[2])) + tail, np.float32)
+        buf = scratch("region", (nx, int(dims[1]), int(dims[2])) + tail)
         src.copyToArray(buf, tuple(int(v) for v in origin))
-        rows, offs = to_blocks(buf)
-        del buf
+        rows, offs = to_blocks(buf, slot="rows")  # rows is scratch too: everything kept below is gathered out of it
         if method == "full":
             box_lo = act_lo - origin
             box_hi = act_hi - origin + 1
@@ -178,12 +176,13 @@ def grids_from_openvdb(vdb_grids: Iterable, names: Iterable[str] | None = None) 
     """NanoGrids for the float and vec3 grids among `vdb_grids`; point, integer and bool grids are skipped."""
     wanted = None if names is None else set(names)
     out = []
-    for g in vdb_grids:
-        if getattr(g, "valueTypeName", None) not in _VALUE_TYPES:
-            continue
-        if wanted is not None and g.name not in wanted:
-            continue
-        out.append(grid_from_openvdb(g))
+    with scratch_scope():
+        for g in vdb_grids:
+            if getattr(g, "valueTypeName", None) not in _VALUE_TYPES:
+                continue
+            if wanted is not None and g.name not in wanted:
+                continue
+            out.append(grid_from_openvdb(g))
     return out
 
 
@@ -195,17 +194,36 @@ def convert_vdb_file(
     codec: str = "none",
     quantize: str | None = None,
     tolerance: float | None = None,
+    *,
+    dither: bool = False,
+    workers: int | None = None,
 ) -> dict:
-    """Read every grid of a .vdb file with the given `openvdb` module and write the float/vec3 ones to one .nvdb."""
-    from .writer import write_nvdb
+    """Read a .vdb file with the given `openvdb` module and write its float/vec3 grids to one .nvdb.
 
+    Each grid is extracted and built on the writer's thread pool and written as soon as it is ready. Point, integer
+    and bool grids (e.g. a liquid cache's particles) are skipped and listed under "skipped"."""
+    from .assemble import build_grid
+    from .writer import check_options, write_built
+
+    quantize = check_options(codec, quantize, tolerance)
     try:
         vdb_grids, _ = openvdb.readAll(str(src))
     except Exception as exc:  # the binding raises plain RuntimeError/IOError with OpenVDB's message
         raise VDBForgeError(f"cannot read '{src}': {exc}") from None
-    grids = grids_from_openvdb(vdb_grids, names)
-    if not grids:
+    wanted = None if names is None else set(names)
+    chosen = [
+        g
+        for g in vdb_grids
+        if getattr(g, "valueTypeName", None) in _VALUE_TYPES and (wanted is None or g.name in wanted)
+    ]
+    if not chosen:
         raise VDBForgeError(f"'{src}' holds no float or vec3 grid to write to NanoVDB")
-    info = write_nvdb(dst, grids, codec=codec, quantize=quantize, tolerance=tolerance)
-    info["skipped"] = [g.name for g in vdb_grids if g.name not in {n.name for n in grids}]
+
+    def job(g):
+        return build_grid(grid_from_openvdb(g), quantize, tolerance, dither)
+
+    jobs = [partial(job, g) for g in chosen]
+    info = write_built(dst, [g.name for g in chosen], jobs, codec, workers)
+    info["quantize"] = quantize or "none"
+    info["skipped"] = [g.name for g in vdb_grids if not any(g is c for c in chosen)]
     return info

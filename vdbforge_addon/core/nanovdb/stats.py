@@ -97,18 +97,33 @@ def leaf_stats(values: np.ndarray, masks: np.ndarray, bbox_min: np.ndarray, bbox
         everything = bool(sel.all())
         idx = slice(None) if everything else np.flatnonzero(sel)
         k = key if everything else key[idx]
+        # two-pass population statistics in float64 (GridStats accumulates in double too)
         if is_full:
-            count[idx] = 512.0
+            c = np.full(len(k), 512.0)
             lo_src, hi_src = k, k
             mu = k.mean(axis=1, dtype=np.float64)
             d = k - mu[:, None]
+        elif not vec:
+            # scalar leaves: reduce the compacted active values segment by segment (rows stay in order)
+            act = unpack_masks(masks[idx])
+            cnt = act.sum(axis=1)
+            starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+            vals = k[act]
+            c = cnt.astype(np.float64)
+            mu = np.add.reduceat(vals, starts, dtype=np.float64) / c
+            d = vals - np.repeat(mu, cnt)
+            count[idx], mean[idx] = c, mu
+            m2[idx] = np.add.reduceat(d * d, starts)
+            kmin[idx] = np.minimum.reduceat(vals, starts)
+            kmax[idx] = np.maximum.reduceat(vals, starts)
+            continue
         else:
             act = unpack_masks(masks[idx])
             lo_src, hi_src = np.where(act, k, np.inf), np.where(act, k, -np.inf)
             c = act.sum(axis=1).astype(np.float64)
-            count[idx] = c
             mu = np.where(act, k, 0).sum(axis=1, dtype=np.float64) / c
             d = np.where(act, k - mu[:, None], 0.0)
+        count[idx] = c
         mean[idx] = mu
         m2[idx] = np.einsum("ij,ij->i", d, d)
         if vec:  # the min/max vectors are needed, not only their squared lengths
@@ -150,30 +165,40 @@ def tile_stats(values: np.ndarray, active: np.ndarray, origins: np.ndarray, dim:
 
 def combine(n_groups: int, parts: list[tuple[np.ndarray, Stats]], vec: bool) -> Stats:
     """Merge item statistics into their parents; earlier parts win ties, as GridStats visits tiles before children."""
-    parent = np.concatenate([p for p, _ in parts])
-    items = Stats(*(np.concatenate([getattr(s, f) for _, s in parts]) for f in Stats.__dataclass_fields__))
-    keep = items.count > 0
-    parent, items = parent[keep], items.take(np.flatnonzero(keep))
-    order = np.argsort(parent, kind="stable")
-    parent, items = parent[order], items.take(order)
-
+    parts = [(p, s) for p, s in parts if len(p)]
     out = empty_stats(n_groups, vec)
-    if len(parent) == 0:
+    if not parts:
         return out
-    groups, starts = np.unique(parent, return_index=True)
-    n = np.bincount(parent, items.count, minlength=n_groups)
-    s = np.bincount(parent, items.count * items.mean, minlength=n_groups)
-    mean = np.divide(s, n, out=np.zeros(n_groups), where=n > 0)
-    dev = items.mean - mean[parent]
-    m2 = np.bincount(parent, items.m2 + items.count * dev * dev, minlength=n_groups)
-    out.count, out.mean, out.m2 = n, mean, m2
-    out.kmin[groups] = np.minimum.reduceat(items.kmin, starts)
-    out.kmax[groups] = np.maximum.reduceat(items.kmax, starts)
-    out.bmin[groups] = np.minimum.reduceat(items.bmin, starts, axis=0)
-    out.bmax[groups] = np.maximum.reduceat(items.bmax, starts, axis=0)
+    cat = (lambda f: getattr(parts[0][1], f)) if len(parts) == 1 else (
+        lambda f: np.concatenate([getattr(s, f) for _, s in parts]))  # fmt: skip
+    parent = parts[0][0] if len(parts) == 1 else np.concatenate([p for p, _ in parts])
+    count = cat("count")
+    sel = np.flatnonzero(count > 0)
+    if len(sel) == 0:
+        return out
+    if n_groups > 1:
+        sel = sel[np.argsort(parent[sel], kind="stable")]
+    parent = parent[sel]
+    count, mean_i, m2_i = count[sel], cat("mean")[sel], cat("m2")[sel]
+    kmin, kmax = cat("kmin")[sel], cat("kmax")[sel]
+    bmin, bmax = cat("bmin")[sel], cat("bmax")[sel]
+    if n_groups == 1:
+        groups, starts = np.zeros(1, np.int64), np.zeros(1, np.int64)
+    else:
+        groups, starts = np.unique(parent, return_index=True)
+    n = np.bincount(parent, count, minlength=n_groups)
+    total = np.bincount(parent, count * mean_i, minlength=n_groups)
+    mean = np.divide(total, n, out=np.zeros(n_groups), where=n > 0)
+    dev = mean_i - mean[parent]
+    out.count, out.mean = n, mean
+    out.m2 = np.bincount(parent, m2_i + count * dev * dev, minlength=n_groups)
+    out.kmin[groups] = np.minimum.reduceat(kmin, starts)
+    out.kmax[groups] = np.maximum.reduceat(kmax, starts)
+    out.bmin[groups] = np.minimum.reduceat(bmin, starts, axis=0)
+    out.bmax[groups] = np.maximum.reduceat(bmax, starts, axis=0)
     if vec:
-        out.vmin[groups] = items.vmin[_first_match(parent, items.kmin, out.kmin)]
-        out.vmax[groups] = items.vmax[_first_match(parent, items.kmax, out.kmax)]
+        out.vmin[groups] = cat("vmin")[sel][_first_match(parent, kmin, out.kmin)]
+        out.vmax[groups] = cat("vmax")[sel][_first_match(parent, kmax, out.kmax)]
     else:
         out.vmin, out.vmax = out.kmin, out.kmax
     return out

@@ -72,6 +72,8 @@ def _dupes(keys: np.ndarray) -> bool:
 def build_topology(grid: NanoGrid) -> Topology:
     leaves, tiles = grid.leaves, grid.tiles
     lo = leaves.origins
+    if len(tiles) == 0:
+        return _leaves_only(lo, grid.name)
     t_idx = [np.flatnonzero(tiles.levels == lv) for lv in (1, 2, 3)]
     t1o, t2o, t3o = (tiles.origins[i] for i in t_idx)
 
@@ -128,4 +130,34 @@ def build_topology(grid: NanoGrid) -> Topology:
         tile1=(t_idx[0][o1], t1_key[o1] >> 12, t1_key[o1] & 0xFFF),
         tile2=(t_idx[1][o2], t2_key[o2] >> 15, t2_key[o2] & 0x7FFF),
         tile3=(t_idx[2][o3], t3_rk[o3]),
+    )
+
+
+def _leaves_only(lo: np.ndarray, name: str) -> Topology:
+    """The common case (no tiles) with fewer, larger numpy calls: overhead dominates for small grids."""
+    rk = root_key(lo)
+    upper_keys, up_idx = np.unique(rk, return_inverse=True)
+    lkey = (up_idx.reshape(-1).astype(np.int64) << 15) | child_slot(lo, 12, 7)
+    lower_keys, lo_idx = np.unique(lkey, return_inverse=True)
+    leaf_key = (lo_idx.reshape(-1).astype(np.int64) << 12) | child_slot(lo, 7, 3)
+    order = np.argsort(leaf_key, kind="stable")
+    sorted_keys = leaf_key[order]
+    if len(sorted_keys) > 1 and np.any(sorted_keys[1:] == sorted_keys[:-1]):
+        raise VDBForgeError(f"grid '{name}': two leaves share an origin")
+    upper_origins = key_to_origin(upper_keys)
+    lower_parent = lower_keys >> 15
+    lower_slot = lower_keys & 0x7FFF
+    none = np.zeros(0, np.int64)
+    return Topology(
+        leaf_order=order,
+        leaf_parent=sorted_keys >> 12,
+        leaf_slot=sorted_keys & 0xFFF,
+        lower_origins=upper_origins[lower_parent] + slot_to_offset(lower_slot, 12, 7),
+        lower_parent=lower_parent,
+        lower_slot=lower_slot,
+        upper_origins=upper_origins,
+        upper_keys=upper_keys,
+        tile1=(none, none, none),
+        tile2=(none, none, none),
+        tile3=(none, np.zeros(0, np.uint64)),
     )

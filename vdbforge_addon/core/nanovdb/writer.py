@@ -1,13 +1,17 @@
 """Write .nvdb files: one segment (FileHeader, one FileMetaData + name per grid, then the grid payloads).
 
-Grids are built, compressed and written one at a time, so peak memory is the input frame plus one grid buffer.
-The file appears under its final name only when complete.
+Grids are built on a small thread pool (numpy, zlib and blosc release the GIL) and written in order as they finish,
+with at most `workers` grids in flight, so peak memory is the input frame plus a few grid buffers. The file appears
+under its final name only when complete.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +19,31 @@ import numpy as np
 from ..atomic import temp_path_for
 from ..errors import VDBForgeError
 from . import layout as L
-from .assemble import QUANTIZE, build_grid
+from .assemble import QUANTIZE, BuiltGrid, build_grid
 from .codec import check_codec, encode
+from .dense import keep_thread_scratch, scratch_scope
 from .grid import NanoGrid
+
+
+def default_workers(codec: str) -> int:
+    """Grids in flight. Building holds the GIL for most of its array work (measured: a second thread gains nothing
+    with codec none) and blosc already compresses on all cores, but zlib releases the GIL and runs single-threaded,
+    so zip frames compress two grids at once when there are two cores."""
+    return min(2, os.cpu_count() or 1) if codec == "zip" else 1
+
+
+def check_options(codec: str, quantize: str | None, tolerance: float | None) -> str | None:
+    """Validate writer options up front (before any work); returns quantize with "none" normalised to None."""
+    check_codec(codec)
+    if quantize == "none":
+        quantize = None
+    if quantize not in QUANTIZE:
+        raise VDBForgeError(f"unknown quantization '{quantize}'; use one of none, fp4, fp8, fp16, fpn")
+    if tolerance is not None and quantize != "fpn":
+        raise VDBForgeError("a tolerance applies only to quantize='fpn'")
+    if tolerance is not None and not tolerance >= 0:
+        raise VDBForgeError(f"the FpN tolerance must be >= 0, got {tolerance}")
+    return quantize
 
 
 def write_nvdb(
@@ -28,43 +54,50 @@ def write_nvdb(
     tolerance: float | None = None,
     *,
     dither: bool = False,
+    workers: int | None = None,
 ) -> dict:
     """Write `grids` to one .nvdb file and return sizes and counts.
 
     quantize applies to float grids (vec3f grids are always stored as Vec3f): "fp4", "fp8", "fp16" store 4/8/16-bit
     codes per leaf; "fpn" picks 1-16 bits per leaf so every voxel is within `tolerance` (absolute; default 0.01 for
-    fog, 0.1 voxel for level sets, else 0). dither uses NanoVDB's 8^3 dither pattern instead of rounding."""
+    fog, 0.1 voxel for level sets, else 0). dither uses NanoVDB's 8^3 dither pattern instead of rounding.
+    workers: grids built and compressed concurrently (default: 2 for zip, else 1)."""
     grids = list(grids)
-    if not grids:
-        raise VDBForgeError("no grids to write to the NanoVDB file")
-    if len(grids) > 0xFFFF:
-        raise VDBForgeError(f"a NanoVDB file holds at most 65535 grids, got {len(grids)}")
-    check_codec(codec)
-    if quantize == "none":
-        quantize = None
-    if quantize not in QUANTIZE:
-        raise VDBForgeError(f"unknown quantization '{quantize}'; use one of none, fp4, fp8, fp16, fpn")
-    if tolerance is not None and quantize != "fpn":
-        raise VDBForgeError("a tolerance applies only to quantize='fpn'")
-    if tolerance is not None and not tolerance >= 0:
-        raise VDBForgeError(f"the FpN tolerance must be >= 0, got {tolerance}")
+    quantize = check_options(codec, quantize, tolerance)
     for g in grids:
         if not isinstance(g, NanoGrid):
             raise VDBForgeError(f"write_nvdb expects NanoGrid objects, got {type(g).__name__}")
+    jobs = [partial(build_grid, g, quantize, tolerance, dither) for g in grids]
+    info = write_built(path, [g.name for g in grids], jobs, codec, workers)
+    info["quantize"] = quantize or "none"
+    return info
 
-    names = [g.name.encode("utf-8") for g in grids]
-    header_size = L.FILE_HEADER_SIZE + sum(L.FILE_META_SIZE + len(n) + 1 for n in names)
+
+def write_built(
+    path: str | os.PathLike, names: list[str], jobs: list[Callable[[], BuiltGrid]], codec: str, workers: int | None
+) -> dict:
+    """Write the grids produced by `jobs` (in this order, named `names`) as one segment."""
+    if not jobs:
+        raise VDBForgeError("no grids to write to the NanoVDB file")
+    if len(jobs) > 0xFFFF:
+        raise VDBForgeError(f"a NanoVDB file holds at most 65535 grids, got {len(jobs)}")
+    encoded = [n.encode("utf-8") for n in names]
+    header_size = L.FILE_HEADER_SIZE + sum(L.FILE_META_SIZE + len(n) + 1 for n in encoded)
     path = Path(path)
     infos = []
     metas = []
     with temp_path_for(path) as tmp, open(tmp, "wb") as fh:
         fh.write(bytes(header_size))
-        for g in grids:
-            built = build_grid(g, quantize, tolerance, dither)
+        if workers is None:
+            workers = default_workers(codec)
+        # compress inside the job: zlib and blosc release the GIL, so grids compress side by side
+        staged = [partial(_build_and_encode, job, codec) for job in jobs]
+        for built, pieces in _in_order(staged, workers):
             size = 0
-            for piece in encode(built.buffer, codec):
+            for piece in pieces:
                 fh.write(piece)
                 size += len(piece)
+            del pieces
             built.meta["file_size"] = size
             built.meta["codec"] = L.CODECS[codec]
             metas.append((built.meta, built.name))
@@ -76,17 +109,42 @@ def write_nvdb(
         head = np.zeros(1, L.FILE_HEADER)
         head["magic"] = L.MAGIC
         head["version"] = L.VERSION
-        head["grid_count"] = len(grids)
+        head["grid_count"] = len(jobs)
         head["codec"] = L.CODECS[codec]
         fh.write(head.tobytes())
-        for meta, name in metas:
+        for (meta, name), expected in zip(metas, encoded, strict=True):
+            if name != expected:
+                raise VDBForgeError(f"grid '{expected.decode()}' was built under another name ('{name.decode()}')")
             fh.write(meta.tobytes())
             fh.write(name + b"\0")
-    return {
-        "path": str(path),
-        "codec": codec,
-        "quantize": quantize or "none",
-        "bytes": total,
-        "grid_count": len(grids),
-        "grids": infos,
-    }
+    return {"path": str(path), "codec": codec, "bytes": total, "grid_count": len(jobs), "grids": infos}
+
+
+def _build_and_encode(job: Callable[[], BuiltGrid], codec: str) -> tuple[BuiltGrid, list]:
+    built = job()
+    return built, list(encode(built.buffer, codec))
+
+
+def _in_order(jobs: list[Callable], workers: int) -> Iterator:
+    """Run jobs with at most `workers` in flight and yield their results in submission order."""
+    if workers <= 1 or len(jobs) == 1:
+        with scratch_scope():
+            for job in jobs:
+                yield job()
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nvdb", initializer=keep_thread_scratch)
+    pending: deque = deque()
+    todo = iter(jobs)
+    try:
+        for job in todo:
+            pending.append(pool.submit(job))
+            if len(pending) >= workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(nxt))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
