@@ -263,7 +263,10 @@ class SecondaryParticles(Strict):
     bubble_buoyancy: float = Field(0.5, ge=0.0, le=10.0)
     bubble_drag: float = Field(0.6, ge=0.0, le=10.0)
     export_grids: bool = Field(True, description="write `spray`/`foam`/`bubble` particle-density grids")
-    grid_upres: int = Field(2, ge=1, le=4, description="density voxels per simulation cell (per axis)")
+    grid_upres: int = Field(3, ge=1, le=4, description="whitewater voxels per simulation cell (per axis)")
+    preview_density: float = Field(
+        150.0, ge=0.0, le=10000.0, description="preview extinction (1/m) of a voxel saturated with particles"
+    )
 
     @model_validator(mode="after")
     def _life_ordered(self) -> SecondaryParticles:
