@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -237,10 +238,21 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="TBB threads for the official side (0: all cores)")
     ap.add_argument("--verify", action="store_true", help="require identical samples from both outputs")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (frames and outputs)")
     args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-nanovdb-"))
+    try:
+        run(args, work)
+    finally:
+        if args.keep:
+            print(f"work folder kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
     ovdb = openvdb_module()
     exe = build_official()
-    work = Path(tempfile.mkdtemp(prefix="bench-nanovdb-"))
     sets: list[tuple[str, list[Path]]] = []
     if args.vdb:
         files = []

@@ -41,8 +41,12 @@ def openvdb_transform(vdb_grid) -> np.ndarray:
         raise VDBForgeError(f"grid '{vdb_grid.name}': NanoVDB supports only linear (affine) transforms")
     o = np.array(t.indexToWorld((0.0, 0.0, 0.0)), dtype=np.float64)
     m = np.eye(4)
-    for i, e in enumerate(((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))):
-        m[i, :3] = np.array(t.indexToWorld(e), dtype=np.float64) - o
+    # probe far along each axis so the translation's rounding shrinks below an ulp of the matrix entry
+    far = float(1 << 20)
+    for i in range(3):
+        e = [0.0, 0.0, 0.0]
+        e[i] = far
+        m[i, :3] = (np.array(t.indexToWorld(tuple(e)), dtype=np.float64) - o) / far
     m[3, :3] = o
     return m
 
