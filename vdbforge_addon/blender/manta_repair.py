@@ -187,7 +187,9 @@ def ensure_mantaflow_ready() -> dict:
         return {"applied": False, "classes_patched": 0, "attributes_added": 0, "gaps_after": None}
     if _totals["classes_patched"]:
         # Once a fluid has been initialised, Mantaflow has replaced the method tables the repair reads; reading them
-        # again would walk freed memory. The descriptors added the first time stay valid for the whole process.
+        # again would walk freed memory. The descriptors added the first time stay valid for the whole process, and
+        # only the class table is checked again (it reads names, not method tables).
+        manta_classes()
         return {"applied": True, **_totals, "gaps_after": 0}
     patched, added = _copy_inherited(manta_classes())
     _totals["classes_patched"] += patched
