@@ -42,7 +42,7 @@ def test_preset_bakes_exports_and_previews(entry, tmp_path):
     last = grids[result["vdb_files"][-1]]
     expected = set(json.loads((out / "result.json").read_text())["preset"]["export"]["grids"])
     if entry.family == "liquid":
-        expected |= {"spray", "foam", "bubble"}  # secondary particles travel as point grids beside the level set
+        expected |= {"spray", "foam", "bubble"}  # secondary particles: particle-count volumes beside the level set
     assert set(last) <= expected and last, f"exported {sorted(last)} of {sorted(expected)}"
     assert all(count > 0 for count, _cls in last.values()), "empty grids are skipped, never written"
     image = np.asarray(Image.open(result["previews"][0]).convert("RGB"), dtype=np.float32)

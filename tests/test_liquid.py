@@ -101,9 +101,8 @@ def test_liquid_result_reports_stages(liquid_render):
 
 
 @pytest.mark.skipif(VDB_PRINT is None, reason="vdb_print (Debian libopenvdb-tools) is installed by scripts/setup.sh")
+@pytest.mark.parametrize("liquid_render", ["droplets"], indirect=True)
 def test_droplets_export_whitewater_grids(liquid_render):
-    if liquid_render["_id"] != "droplets":
-        pytest.skip("only the droplets preset asks for secondary particles")
     seen: set[str] = set()
     for path in sorted((liquid_render["_out"] / "vdb").glob("*.vdb")):
         seen |= {name for name, g in _grids(path).items() if g["class"] == "fog volume" and g["active"] > 0}
@@ -115,7 +114,8 @@ import json, sys
 from pathlib import Path
 import bpy, numpy as np
 from vdbforge_addon.blender.bake import bake_domain
-from vdbforge_addon.blender.liquid_export import bobj_to_world, mesh_file, read_bobj
+from vdbforge_addon.blender.liquid_export import bobj_to_world, export_liquid_frames, mesh_file, read_bobj
+from vdbforge_addon.blender.openvdb_import import import_openvdb
 from vdbforge_addon.blender.liquid_scene import build_liquid_scene
 from vdbforge_addon.blender.runtime import prepare_runtime
 from vdbforge_addon.blender.scene_reset import reset_to_empty_scene
@@ -135,7 +135,15 @@ scene.frame_set(3)
 mesh = domain.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
 blender = np.array([(domain.matrix_world @ v.co)[:] for v in mesh.vertices])
 ours = bobj_to_world(read_bobj(mesh_file(cache, 3))[0], preset)
-print(json.dumps({"n": [len(blender), len(ours)], "max_diff": float(np.abs(blender - ours).max())}))
+report = export_liquid_frames(preset, {}, cache, cache.parent / "vdb", [3])
+vdb = import_openvdb()
+grid = vdb.read(report.files[0], "levelset")
+acc = grid.getConstAccessor()
+def phi(p):
+    return acc.getValue(tuple(int(round(v)) for v in grid.transform.worldToIndex(p)))
+# Deep in the pool (far from the drop) must read inside, high in the air outside, whatever the narrow band holds.
+signs = [phi((1.0, 0.5, 0.25)), phi((0.3, -0.2, 2.0))]
+print(json.dumps({"n": [len(blender), len(ours)], "max_diff": float(np.abs(blender - ours).max()), "phi": signs}))
 reset_to_empty_scene()
 """
 
@@ -150,3 +158,28 @@ def test_bobj_mapping_matches_blenders_own_liquid_mesh(tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["n"][0] == report["n"][1] > 0
     assert report["max_diff"] < 1e-4
+    inside, outside = report["phi"]
+    assert inside < 0 < outside, report["phi"]
+
+
+# What makes each preset read as what it is at its own resolution, in numbers: the splash crown rises well above the
+# 0.3 m pool, the wave reaches the far ramp and climbs it, the jet throws whitewater. (Thresholds sit well inside
+# what bpy 4.5.15 gives; the bake is deterministic per Blender version.)
+FULL_RES_CHECKS = {
+    "splash": lambda lo, hi, voxels: hi[2] > 0.5,
+    "wave": lambda lo, hi, voxels: hi[0] > 1.2 and hi[2] > 0.45,
+    "droplets": lambda lo, hi, voxels: voxels.get("spray", 0) > 0 and voxels.get("foam", 0) > 0,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset_id", LIQUID_PRESETS)
+def test_full_resolution_preset_shows_its_subject(tmp_path, preset_id):
+    out = tmp_path / "out"
+    proc = run_cli("render", "--preset", preset_id, "--out", str(out), "--angles", "1", "--json", timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["resolution"] == 64
+    frame = result["preview_frames"][0]
+    lo, hi = result["bounds"]
+    assert FULL_RES_CHECKS[preset_id](lo, hi, result["active_voxels"][str(frame)]), (result["bounds"], frame)

@@ -19,6 +19,8 @@ import gzip
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import bpy
 import numpy as np
@@ -78,14 +80,16 @@ def bobj_to_world(points: np.ndarray, preset: Preset) -> np.ndarray:
     return (points.astype(np.float64) * max(preset.domain.size) + center).astype(np.float32)
 
 
-def levelset_from_mesh(vdb, points: np.ndarray, triangles: np.ndarray, geometry: DomainGeometry, upres: int):
+def levelset_from_mesh(
+    vdb: ModuleType, points: np.ndarray, triangles: np.ndarray, geometry: DomainGeometry, upres: int
+) -> Any:
     transform = vdb.createLinearTransform(geometry.matrix(upres))
     return vdb.FloatGrid.createLevelSetFromPolygons(
         points, triangles=triangles, quads=None, transform=transform, halfWidth=HALF_WIDTH
     )
 
 
-def interior_world_bounds(grid) -> tuple[list[float], list[float]] | None:
+def interior_world_bounds(grid: Any) -> tuple[list[float], list[float]] | None:
     """World box of the voxels inside the surface (value <= 0): the liquid itself, not its exterior narrow band."""
     (i0, j0, k0), (i1, j1, k1) = grid.evalActiveVoxelBoundingBox()
     if i1 < i0:
@@ -125,7 +129,7 @@ def secondary_positions(domain: bpy.types.Object, frame: int) -> dict[str, np.nd
     return found
 
 
-def count_density(vdb, positions: np.ndarray, geometry: DomainGeometry, upres: int):
+def count_density(vdb: ModuleType, positions: np.ndarray, geometry: DomainGeometry, upres: int) -> Any:
     """Particles per voxel as a fog volume (each particle counted in the voxel it falls in).
 
     Counting rather than trilinear splatting keeps a lone droplet a crisp speck instead of a faint eight-voxel haze.
@@ -149,10 +153,39 @@ def count_density(vdb, positions: np.ndarray, geometry: DomainGeometry, upres: i
     return grid
 
 
-def _finish(grid, name: str, grid_class, half: bool) -> None:
-    grid.name = name
-    grid.gridClass = grid_class
-    grid.saveFloatAsHalf = half
+def _frame_grids(
+    vdb: ModuleType, preset: Preset, cache_dir: Path, frame: int, domain: bpy.types.Object | None, notices: list[str]
+) -> list[tuple[str, Any, Any]]:
+    """(name, grid, class) of every grid this frame can offer, before empty ones are weeded out."""
+    geometry = DomainGeometry.from_domain(preset.domain)
+    liquid = liquid_settings(preset)
+    found = []
+    if "levelset" in preset.export.grids:
+        path = mesh_file(cache_dir, frame)
+        if not path.is_file():
+            notices.append(f"frame {frame}: no surface mesh in the cache; 'levelset' skipped")
+        else:
+            points, triangles = read_bobj(path)
+            if len(triangles):
+                world = bobj_to_world(points, preset)
+                grid = levelset_from_mesh(vdb, world, triangles, geometry, liquid.levelset_upres)
+            else:
+                grid = vdb.FloatGrid()  # an empty surface is reported as an empty grid below
+            found.append(("levelset", grid, vdb.GridClass.LEVEL_SET))
+    if "velocity" in preset.export.grids:
+        data = cache_file(cache_dir, "data", frame)
+        if not data.is_file():
+            notices.append(f"frame {frame}: no data file in the cache; 'velocity' skipped")
+        else:
+            # Read by name: the file's FLIP point grid uses a codec that is only registered once Blender has baked.
+            grid = vdb.read(str(data), "velocity")
+            grid.transform = vdb.createLinearTransform(geometry.matrix())
+            found.append(("velocity", grid, vdb.GridClass.UNKNOWN))
+    if domain is not None:
+        for name, positions in secondary_positions(domain, frame).items():
+            grid = count_density(vdb, positions, geometry, liquid.secondary.grid_upres)
+            found.append((name, grid, vdb.GridClass.FOG_VOLUME))
+    return found
 
 
 def export_liquid_frames(
@@ -164,11 +197,10 @@ def export_liquid_frames(
     domain: bpy.types.Object | None = None,
     on_progress: ProgressFn | None = None,
 ) -> ExportReport:
-    """One `.vdb` per frame: `levelset` from the surface mesh, `velocity`, and (with `domain`) whitewater grids."""
+    """One `.vdb` per frame: `levelset` from the surface mesh, `velocity`, and (given the baked `domain`) the
+    `spray` / `foam` / `bubble` particle-count grids; empty grids are skipped with a notice."""
     vdb = import_openvdb()
-    geometry = DomainGeometry.from_domain(preset.domain)
-    liquid = liquid_settings(preset)
-    secondary = liquid.secondary
+    secondary = liquid_settings(preset).secondary
     want_secondary = secondary.export_grids and (secondary.spray or secondary.foam or secondary.bubble)
     half = preset.export.precision == "half"
     report = ExportReport()
@@ -176,48 +208,27 @@ def export_liquid_frames(
         if name not in ("levelset", "velocity"):
             report.notices.append(f"grid '{name}' does not exist for a liquid; skipped")
     if want_secondary and domain is None:
+        # Blender decodes the particle cache for us; without the baked domain there is no reader for it.
         report.notices.append("secondary particles are only exported right after the bake; skipped")
-        want_secondary = False
     out_dir.mkdir(parents=True, exist_ok=True)
     for n, frame in enumerate(frames, start=1):
         chosen, counts = [], {}
-
-        def keep(grid, name: str, grid_class, *, frame: int = frame, chosen=chosen, counts=counts) -> None:
-            grid.pruneInactive()
+        found = _frame_grids(vdb, preset, cache_dir, frame, domain if want_secondary else None, report.notices)
+        for name, grid, grid_class in found:
+            if grid_class != vdb.GridClass.LEVEL_SET:
+                # Not for level sets: pruning inactive nodes to the (positive) background would turn inside to outside.
+                grid.pruneInactive()
             count = int(grid.activeVoxelCount())
             if count == 0:
                 report.notices.append(f"frame {frame}: grid '{name}' is empty; skipped")
-                return
-            _finish(grid, name, grid_class, half)
+                continue
+            grid.name = name
+            grid.gridClass = grid_class
+            grid.saveFloatAsHalf = half
             chosen.append(grid)
             counts[name] = count
-
-        if "levelset" in preset.export.grids:
-            path = mesh_file(cache_dir, frame)
-            if not path.is_file():
-                report.notices.append(f"frame {frame}: no surface mesh in the cache; 'levelset' skipped")
-            else:
-                points, triangles = read_bobj(path)
-                if len(triangles) == 0:
-                    report.notices.append(f"frame {frame}: grid 'levelset' is empty; skipped")
-                else:
-                    grid = levelset_from_mesh(vdb, bobj_to_world(points, preset), triangles, geometry,
-                                              liquid.levelset_upres)  # fmt: skip
-                    keep(grid, "levelset", vdb.GridClass.LEVEL_SET)
-                    if "levelset" in counts and (box := interior_world_bounds(grid)) is not None:
-                        report.visible_bounds[frame] = box
-        if "velocity" in preset.export.grids:
-            data = cache_file(cache_dir, "data", frame)
-            if not data.is_file():
-                report.notices.append(f"frame {frame}: no data file in the cache; 'velocity' skipped")
-            else:
-                # Read by name: the file's FLIP point grid uses a codec only registered once Blender baked.
-                grid = vdb.read(str(data), "velocity")
-                grid.transform = vdb.createLinearTransform(geometry.matrix())
-                keep(grid, "velocity", vdb.GridClass.UNKNOWN)
-        if want_secondary:
-            for name, positions in secondary_positions(domain, frame).items():
-                keep(count_density(vdb, positions, geometry, secondary.grid_upres), name, vdb.GridClass.FOG_VOLUME)
+            if name == "levelset" and (box := interior_world_bounds(grid)) is not None:
+                report.visible_bounds[frame] = box
         if chosen:
             path = out_dir / f"{preset.id}_{frame:04d}.vdb"
             with temp_path_for(path) as tmp:
