@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import resource
 import sys
 from pathlib import Path
@@ -13,20 +12,11 @@ import pytest
 
 from vdbforge_addon.core.nanovdb import convert_vdb_file, grid_from_dense, write_nvdb
 
+from .nanovdb import build as H  # builds the official checker and computes reference answers
+
 pytestmark = pytest.mark.slow
 
 
-def _harness():
-    name = "vdbforge_nanovdb_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "nanovdb" / "build.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _harness()
 N = 256
 
 

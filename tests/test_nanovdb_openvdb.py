@@ -3,7 +3,6 @@ values from copyToArray, active states from iterOnValues (one Python object per 
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -13,18 +12,7 @@ import pytest
 from vdbforge_addon.core.errors import VDBForgeError
 from vdbforge_addon.core.nanovdb import convert_vdb_file, grid_from_openvdb, grids_from_openvdb, write_nvdb
 
-
-def _harness():
-    name = "vdbforge_nanovdb_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "nanovdb" / "build.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _harness()
+from .nanovdb import build as H  # builds the official checker and computes reference answers
 
 
 @pytest.fixture(scope="module")

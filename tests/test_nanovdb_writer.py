@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,19 +10,7 @@ import pytest
 from vdbforge_addon.core.errors import VDBForgeError
 from vdbforge_addon.core.nanovdb import Leaves, NanoGrid, Tiles, grid_from_dense, identity_transform, write_nvdb
 
-
-def _harness():
-    """tests/nanovdb/build.py: builds the checker from the official headers and computes reference answers."""
-    name = "vdbforge_nanovdb_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "nanovdb" / "build.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _harness()
+from .nanovdb import build as H  # builds the official checker and computes reference answers
 
 
 def smoke(shape, seed=0, threshold=0.55):
