@@ -102,3 +102,14 @@ def test_export_refuses_bad_settings_before_writing(kept_cache_render, tmp_path)
         assert not out.exists()
     proc = run_cli("export", "--cache", str(tmp_path), "--out", str(out))
     assert "is not a VDBForge cache" in proc.stderr
+
+
+def test_liquid_render_writes_nanovdb_level_sets(tmp_path):
+    out = tmp_path / "splash"
+    proc = run_cli("render", "--preset", "splash", "--out", str(out), "--resolution", "16", "--frames", "1:4",
+                   "--angles", "1", "--preview-size", "64", "--nanovdb", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert len(result["nanovdb_files"]) == len(result["vdb_files"]) > 0
+    for nvdb, vdb in zip(result["nanovdb_files"], result["vdb_files"], strict=True):
+        assert_nvdb_matches_vdb(Path(nvdb), Path(vdb), tmp_path)

@@ -25,12 +25,11 @@ from typing import Any
 import bpy
 import numpy as np
 
-from ..core.atomic import temp_path_for
 from ..core.preset_model import Preset
 from .cache_grids import DomainGeometry, cache_file
 from .liquid_scene import liquid_settings
 from .openvdb_import import import_openvdb
-from .vdb_export import ExportReport, asset_metadata
+from .vdb_export import ExportReport, write_frame
 
 ProgressFn = Callable[[int, int], None]
 HALF_WIDTH = 3.0
@@ -229,16 +228,7 @@ def export_liquid_frames(
             counts[name] = count
             if name == "levelset" and (box := interior_world_bounds(grid)) is not None:
                 report.visible_bounds[frame] = box
-        if chosen:
-            path = out_dir / f"{preset.id}_{frame:04d}.vdb"
-            with temp_path_for(path) as tmp:
-                vdb.write(str(tmp), chosen, metadata=asset_metadata(preset, params, frame))
-            report.files.append(str(path))
-            report.frames.append(frame)
-            report.grids_per_frame[frame] = [g.name for g in chosen]
-            report.active_voxels[frame] = counts
-        else:
-            report.notices.append(f"frame {frame}: every grid is empty; no file written")
+        write_frame(vdb, report, out_dir, preset, params, frame, chosen, counts)
         if on_progress:
             on_progress(n, len(frames))
     return report

@@ -85,6 +85,7 @@ def run_liquid_render_job(job: dict[str, Any], preset: Preset, emit: Emitter) ->
     return {
         "baked_frames": baked,
         "vdb_files": export.files,
+        "nanovdb_files": export.nanovdb_files,
         "grids_per_frame": {str(k): v for k, v in export.grids_per_frame.items()},
         "active_voxels": {str(k): v for k, v in export.active_voxels.items()},
         "notices": export.notices,

@@ -88,6 +88,23 @@ def write_nanovdb_beside(vdb, vdb_path: Path, preset: Preset) -> Path:
     return nvdb_path
 
 
+def write_frame(
+    vdb, report: ExportReport, out_dir: Path, preset: Preset, params: dict, frame: int, grids: list, counts: dict
+) -> None:
+    """Write one frame's non-empty grids (and its .nvdb when asked) and record it; a frame with none is a notice."""
+    if not grids:
+        report.notices.append(f"frame {frame}: every grid is empty; no file written")
+        return
+    path = out_dir / f"{preset.id}_{frame:04d}.vdb"
+    write_vdb(vdb, path, grids, asset_metadata(preset, params, frame))
+    if preset.export.nanovdb:
+        report.nanovdb_files.append(str(write_nanovdb_beside(vdb, path, preset)))
+    report.files.append(str(path))
+    report.frames.append(frame)
+    report.grids_per_frame[frame] = [g.name for g in grids]
+    report.active_voxels[frame] = counts
+
+
 def export_gas_frames(
     preset: Preset,
     params: dict,
@@ -134,17 +151,7 @@ def export_gas_frames(
                         [max(a, b) for a, b in zip(old[1], box[1], strict=True)],
                     )
                 )
-        if chosen:
-            path = out_dir / f"{preset.id}_{frame:04d}.vdb"
-            write_vdb(vdb, path, chosen, asset_metadata(preset, params, frame))
-            if preset.export.nanovdb:
-                report.nanovdb_files.append(str(write_nanovdb_beside(vdb, path, preset)))
-            report.files.append(str(path))
-            report.frames.append(frame)
-            report.grids_per_frame[frame] = [g.name for g in chosen]
-            report.active_voxels[frame] = counts
-        else:
-            report.notices.append(f"frame {frame}: every grid is empty; no file written")
+        write_frame(vdb, report, out_dir, preset, params, frame, chosen, counts)
         if on_progress:
             on_progress(n, len(frames))
     return report
