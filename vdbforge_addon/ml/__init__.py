@@ -1,0 +1,1 @@
+"""Scoring: image metrics, model weights, the vision-language critic."""
