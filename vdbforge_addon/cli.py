@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from . import cli_score
 from .core import preset_sharing
 from .core.errors import VDBForgeError, WorkerFailure
 from .core.export_run import run_export
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_options(export)
     export.add_argument("--timeout", type=float, default=3600.0, help="seconds before the worker is stopped")
     export.add_argument("--json", action="store_true", help="print the result as JSON")
+    cli_score.add_parsers(sub)
     return parser
 
 
@@ -203,7 +205,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"presets": cmd_presets, "render": cmd_render, "export": cmd_export}
+COMMANDS = {
+    "presets": cmd_presets,
+    "render": cmd_render,
+    "export": cmd_export,
+    "score": cli_score.cmd_score,
+    "models": cli_score.cmd_models,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

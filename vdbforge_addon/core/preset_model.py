@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from .errors import PresetError
+from .scoring_settings import ScoringSettings
+from .strict_model import Strict
 
 SCHEMA_VERSION = 1
 MAX_RESOLUTION = 512
@@ -24,10 +26,6 @@ Positive = Annotated[float, Field(gt=0.0, le=1000.0)]
 Vec3 = tuple[Coord, Coord, Coord]
 Size3 = tuple[Positive, Positive, Positive]
 RGB = tuple[Unit, Unit, Unit]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True, str_strip_whitespace=True)
 
 
 class Flame(Strict):
@@ -210,6 +208,7 @@ class Preset(Strict):
     export: ExportSettings = Field(default_factory=ExportSettings)
     parameters: list[Tunable] = Field(default_factory=list, max_length=64)
     liquid: Liquid | None = Field(None, description="liquid-domain settings; None uses the defaults")
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
 
     @model_validator(mode="after")
     def _check_schema_and_paths(self) -> Preset:
