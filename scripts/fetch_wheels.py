@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEST = ROOT / "wheels"
 PYTHON_VERSION = "3.11"  # the Python of Blender 4.2 – 5.0
-PACKAGES = ("pydantic", "pydantic-core", "annotated-types", "typing-extensions", "typing-inspection", "cma")
+PACKAGES = ("pydantic", "pydantic-core", "annotated-types", "typing-extensions", "typing-inspection", "cma", "pillow")
 
 # Blender platform -> pip platform tags, newest first. pip widens macOS tags down to older releases itself, but not
 # manylinux ones, so both glibc baselines Blender 4.2+ supports are listed.

@@ -13,7 +13,7 @@ from .core.errors import VDBForgeError, WorkerFailure
 from .core.export_run import run_export
 from .core.parameters import parse_assignments
 from .core.preset_library import list_presets, resolve_preset
-from .core.render_run import RenderOptions, parse_frame_list, parse_frames, run_render
+from .core.render_run import RenderOptions, parse_frame_list, parse_frames, parse_views, run_render
 from .core.worker_client import WorkerCommand
 
 
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--angles", type=int, help="number of preview angles (default from the preset, 4)")
     render.add_argument("--preview-size", type=int, help="longest side of the preview images in pixels")
     render.add_argument("--preview-frames", help="frames to preview: 8,12,16 or 6:16")
+    render.add_argument("--views", help="camera angles AZIMUTH:ELEVATION in degrees, e.g. 0:10,90:10,0:89")
     _add_export_options(render)
     render.add_argument("--keep-cache", action="store_true", help="keep the Mantaflow cache in OUT/cache")
     render.add_argument("--timeout", type=float, default=3600.0, help="seconds before the worker is stopped")
@@ -172,6 +173,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         preview_size=args.preview_size,
         export=export_overrides(args),
         preview_frames=parse_frame_list(args.preview_frames) if args.preview_frames else None,
+        views=parse_views(args.views) if args.views else None,
         keep_cache=args.keep_cache,
         timeout=args.timeout,
     )

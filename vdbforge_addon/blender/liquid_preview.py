@@ -21,7 +21,7 @@ from .liquid_scene import liquid_settings
 from .mesh_shapes import add_shape_object
 from .openvdb_import import import_openvdb
 from .preview_render import PreviewReport
-from .preview_rig import RIG_PREFIX, configure_cycles, configure_world, default_angles, frame_camera
+from .preview_rig import RIG_PREFIX, configure_cycles, configure_world, frame_camera, rig_angles
 
 ProgressFn = Callable[[int, int], None]
 WATER_IOR = 1.333
@@ -312,7 +312,7 @@ def render_liquid_previews(
     vdb = import_openvdb()
     report = PreviewReport(bounds=(list(lo), list(hi)))
     out_dir.mkdir(parents=True, exist_ok=True)
-    views = default_angles(angles, rig.elevation)
+    views = rig_angles(rig, angles)
     total = len(preview_frames) * len(views)
     done = 0
     solid = obstacle_material()

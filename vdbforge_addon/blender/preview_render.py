@@ -13,7 +13,7 @@ from mathutils import Vector
 from ..core.preset_model import Preset
 from .contact_sheet import write_contact_sheet
 from .openvdb_import import import_openvdb
-from .preview_rig import RIG_PREFIX, configure_cycles, configure_world, default_angles, frame_camera
+from .preview_rig import RIG_PREFIX, configure_cycles, configure_world, frame_camera, rig_angles
 from .volume_material import build_volume_material
 
 ProgressFn = Callable[[int, int], None]
@@ -61,7 +61,7 @@ def render_previews(
     material = build_volume_material(preset.material, grids)
     report = PreviewReport(bounds=(list(lo), list(hi)))
     out_dir.mkdir(parents=True, exist_ok=True)
-    views = default_angles(angles, rig.elevation)
+    views = rig_angles(rig, angles)
     total = len(preview_frames) * len(views)
     done = 0
     for frame in preview_frames:

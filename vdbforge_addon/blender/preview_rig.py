@@ -32,6 +32,13 @@ def default_angles(count: int, elevation: float) -> list[Angle]:
     return [Angle(f"az{round(360 * i / count):03d}", 360.0 * i / count, elevation) for i in range(count)]
 
 
+def rig_angles(rig: RenderRig, count: int) -> list[Angle]:
+    """The preset's explicit views when it lists any, else `count` default angles."""
+    if rig.views:
+        return [Angle(f"view{i}", v.azimuth, v.elevation) for i, v in enumerate(rig.views)]
+    return default_angles(count, rig.elevation)
+
+
 def configure_cycles(scene: bpy.types.Scene, rig: RenderRig) -> None:
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"

@@ -81,7 +81,8 @@ def run_render_job(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     preview_frames = choose_preview_frames(job.get("preview_frames") or preset.render.preview_frames, export.frames)
     if not preview_frames:
         raise RuntimeError("Error: the bake produced an empty volume in every frame; nothing to preview")
-    bounds = export.union_bounds()
+    # Framed on what the previews show (the scored frames), not on the whole sequence's extent.
+    bounds = export.union_bounds(preview_frames)
     if bounds is None:
         raise RuntimeError("Error: the bake produced no visible density or flame; nothing to preview")
     emit.status("render", f"rendering {len(preview_frames)} frame(s) x {job['angles']} angle(s)")

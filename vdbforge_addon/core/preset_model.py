@@ -130,6 +130,11 @@ class Light(Strict):
     sun_azimuth: float = Field(30.0, ge=-360.0, le=360.0)
 
 
+class ViewAngle(Strict):
+    azimuth: float = Field(0.0, ge=-360.0, le=360.0, description="degrees; 0 looks from -Y (front), 90 from +X")
+    elevation: float = Field(10.0, ge=-89.0, le=89.0)
+
+
 class RenderRig(Strict):
     width: int = Field(256, ge=16, le=4096)
     height: int = Field(256, ge=16, le=4096)
@@ -137,6 +142,9 @@ class RenderRig(Strict):
     denoise: bool = True
     seed: int = Field(0, ge=0, le=2**31 - 1)
     angles: int = Field(4, ge=1, le=16)
+    views: list[ViewAngle] = Field(
+        default_factory=list, max_length=16, description="explicit camera angles; when set they replace `angles`"
+    )
     elevation: float = Field(10.0, ge=-89.0, le=89.0)
     lens: float = Field(50.0, ge=10.0, le=300.0)
     framing: float = Field(1.1, ge=0.3, le=5.0, description="margin around the volume bounds; >1 zooms out")

@@ -27,6 +27,7 @@ class RenderOptions:
     preview_size: int | None = None
     export: dict[str, Any] = field(default_factory=dict)  # ExportSettings fields, e.g. {"nanovdb": True}
     preview_frames: list[int] | None = None
+    views: list[tuple[float, float]] | None = None  # (azimuth, elevation) per camera, replacing `angles`
     keep_cache: bool = False
     timeout: float | None = None
 
@@ -60,6 +61,20 @@ def parse_frame_list(text: str) -> list[int]:
     return frames
 
 
+def parse_views(text: str) -> list[tuple[float, float]]:
+    """`0:10,90:10,0:89` → [(azimuth, elevation), …] in degrees."""
+    views = []
+    for item in (part.strip() for part in text.split(",")):
+        azimuth, sep, elevation = item.partition(":")
+        try:
+            views.append((float(azimuth), float(elevation) if sep else 10.0))
+        except ValueError:
+            raise PresetError(f"--views expects AZIMUTH:ELEVATION pairs like 0:10,90:10, got '{item}'") from None
+    if not 1 <= len(views) <= 16:
+        raise PresetError(f"--views takes 1 to 16 angles, got {len(views)}")
+    return views
+
+
 def resolve_render_preset(preset: Preset, options: RenderOptions) -> Preset:
     """The preset with tunable overrides and the run's resolution / frame range applied and re-validated."""
     preset = apply_overrides(preset, options.overrides)
@@ -74,6 +89,11 @@ def resolve_render_preset(preset: Preset, options: RenderOptions) -> Preset:
         if not 1 <= options.angles <= 16:
             raise PresetError(f"--angles {options.angles} is outside [1, 16]")
         data["render"]["angles"] = options.angles
+        data["render"]["views"] = []  # an explicit count asks for the default angles, not the preset's own views
+    if options.views is not None:
+        data["render"]["views"] = [{"azimuth": a, "elevation": e} for a, e in options.views]
+    if data["render"]["views"]:
+        data["render"]["angles"] = len(data["render"]["views"])
     data["export"].update(options.export)
     if options.preview_size is not None:
         if not 16 <= options.preview_size <= 4096:

@@ -8,6 +8,7 @@ distribution ignores where the colours are (a shifted copy scores 1), by design.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,6 +20,7 @@ PAIR_METRICS = ("lpips_alex", "lpips_vgg", "clip", "ssim", "ms_ssim", "color", "
 TEXT_METRICS = ("clip_text",)
 ALL_METRICS = PAIR_METRICS + TEXT_METRICS
 WEIGHTED_METRICS = {"lpips_alex": "alex", "lpips_vgg": "vgg", "clip": "clip", "clip_text": "clip"}
+TORCH_METRICS = ("lpips_alex", "lpips_vgg", "clip", "clip_text", "ssim", "ms_ssim")  # colour and silhouette: numpy
 COLOR_SCALE = 0.1  # a mean quantile distance of a tenth of the range scores 1/e
 QUANTILES = np.linspace(0.02, 0.98, 49)
 LPIPS_BATCH = 16
@@ -144,8 +146,9 @@ def pair_metrics(
     out: dict[str, np.ndarray] = {}
     if not n or not r:
         return out
-    torch = _torch()
-    with torch.inference_mode():
+    # Without torch (a plain Blender) the numpy metrics still run; torch is only touched when a metric needs it.
+    needs_torch = any(name in TORCH_METRICS for name in names)
+    with _torch().inference_mode() if needs_torch else contextlib.nullcontext():
         windows = None
         for name in names:
             if name in ("ssim", "ms_ssim", "lpips_alex", "lpips_vgg") and windows is None:

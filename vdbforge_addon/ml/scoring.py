@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from ..core.errors import VDBForgeError
 from ..core.scoring_settings import ScoringSettings
 from .critic import CriticConfig, critique, weighted_score
 from .images import ScoredImage, border_color, load_rgba, prepare
-from .metrics import WEIGHTED_METRICS, pair_metrics, text_similarity
+from .metrics import TORCH_METRICS, WEIGHTED_METRICS, pair_metrics, text_similarity
 from .model_weights import ModelWeightsMissing, clip_status, lpips_status
 
 _PREVIEW_NAME = re.compile(r"f(\d+)_a(\d+)")
@@ -55,7 +56,13 @@ def render_key(path: Path) -> dict[str, int | None]:
     return {"frame": int(match[1]), "angle": int(match[2])} if match else {"frame": None, "angle": None}
 
 
-def weight_available(metric: str, clip_model: str) -> ModelWeightsMissing | None:
+def weight_available(metric: str, clip_model: str) -> VDBForgeError | None:
+    """Why `metric` cannot run here (torch or weights missing), or None."""
+    if metric in TORCH_METRICS and importlib.util.find_spec("torch") is None:
+        return ModelWeightsMissing(
+            f"{metric} needs torch, which this Python lacks: install it into Blender's Python "
+            "(python -m pip install torch torchvision lpips open_clip_torch pytorch-msssim) or use the vdbforge CLI"
+        )
     kind = WEIGHTED_METRICS.get(metric)
     if kind is None:
         return None
