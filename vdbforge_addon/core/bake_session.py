@@ -13,16 +13,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import VDBForgeError
 from .preset_model import Preset
 from .render_run import RenderOptions, build_render_job, describe_render, resolve_render_preset
-from .staged_run import close_stage, open_stage, publish_outcome
-from .worker_client import WorkerCommand, WorkerHandle
+from .worker_client import WorkerCommand
+from .worker_session import SessionState, StagedWorker, run_until_done
 
 # Share of the whole run each worker stage covers, so one bar can rise steadily across stages.
 STAGE_WEIGHTS = {"start": 0.0, "setup": 0.02, "build": 0.03, "bake": 0.55, "export": 0.15, "render": 0.25}
@@ -30,23 +28,9 @@ _FRAME_RE = re.compile(r"_(\d{4,})\.\w+$")
 
 
 @dataclass
-class StepState:
-    stage: str = "start"
-    done: int = 0
-    total: int = 0
-    fraction: float = 0.0
-    message: str = ""
-    finished: bool = False
-    failed: bool = False
-    cancelled: bool = False
-    result: dict[str, Any] | None = None
-    error: str = ""
+class StepState(SessionState):
     kept_cache: str | None = None
     baked_frames: int = 0  # frames the bake had finished by the last progress message
-
-    @property
-    def running(self) -> bool:
-        return not (self.finished or self.failed or self.cancelled)
 
 
 def _overall(stage: str, done: int, total: int) -> float:
@@ -70,22 +54,15 @@ class BakeSession:
     ) -> None:
         self.resolved = resolve_render_preset(preset, options)
         self.options = options
-        self._started = time.perf_counter()
-        self.out, self.stage, self._existed = open_stage(out)
         self.state = StepState(message="starting the worker")
-        try:
-            self.handle = WorkerHandle(
-                build_render_job(self.resolved, self.stage, options),
-                self.stage / "job.json",
-                timeout=options.timeout,
-                command=command,
-                log_path=self.stage / "worker.log",
-                extra_sys_path=extra_sys_path,
-            )
-        except BaseException:
-            close_stage(self.stage, self.out, self._existed)
-            raise
-        self._seen = 0
+        self.worker = StagedWorker(
+            out,
+            lambda stage: build_render_job(self.resolved, stage, options),
+            timeout=options.timeout,
+            command=command,
+            extra_sys_path=extra_sys_path,
+        )
+        self.out, self.stage = self.worker.out, self.worker.stage
 
     @property
     def cache_dir(self) -> Path:
@@ -96,25 +73,9 @@ class BakeSession:
         """Take in the worker's new messages and, once it has ended, publish or clean up. Never blocks."""
         if not self.state.running:
             return self.state
-        messages = self.handle.messages
-        new, self._seen = messages[self._seen : len(messages)], len(messages)
-        for message in new:
+        for message in self.worker.new_messages():
             self._take(message)
-        outcome = self.handle.poll()
-        if outcome is None:
-            return self.state
-        try:
-            self.state.result = publish_outcome(
-                outcome, self.stage, self.out, lambda r: describe_render(self.resolved, self.options, r), self._started
-            )
-            self.state.finished, self.state.fraction, self.state.stage = True, 1.0, "done"
-            self.state.message = "finished"
-        except VDBForgeError as exc:
-            self.state.failed = True
-            self.state.error = " ".join(str(exc).split())
-            self.state.message = self.state.error
-        finally:
-            close_stage(self.stage, self.out, self._existed)
+        self.worker.settle(self.state, lambda r: describe_render(self.resolved, self.options, r))
         return self.state
 
     def _take(self, message: dict[str, Any]) -> None:
@@ -135,16 +96,14 @@ class BakeSession:
         """Stop the worker now; with `keep_cache`, move the frames baked so far to `<out>/cache`."""
         if not self.state.running:
             return self.state
-        self.handle.cancel()
-        outcome = self.handle.wait()
         # Progress that arrived before the kill still counts toward what was baked.
-        for message in outcome.messages[self._seen :]:
+        for message in self.worker.stop():
             self._take(message)
         try:
             if self.options.keep_cache:
                 self.state.kept_cache = self._keep_partial_cache()
         finally:
-            close_stage(self.stage, self.out, self._existed)
+            self.worker.close()
         self.state.cancelled = True
         kept = (
             f"; {self.state.baked_frames} baked frame(s) kept in {self.state.kept_cache}"
@@ -173,6 +132,4 @@ class BakeSession:
 
     def run_to_end(self, interval: float = 0.1) -> StepState:
         """The same step loop, blocking: for EXEC operators and scripts."""
-        while (state := self.step()).running:
-            time.sleep(interval)
-        return state
+        return run_until_done(self.step, interval)

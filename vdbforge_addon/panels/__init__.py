@@ -1,5 +1,6 @@
 """Sidebar UI: the scene property group and the VDBForge panels, in registration order."""
 
-from . import main_panels, properties
+from . import export_panel, main_panels, properties
 
-classes = (*properties.classes, *main_panels.classes)
+# Property groups that the scene group points to are registered before it.
+classes = (*export_panel.property_classes, *properties.classes, *main_panels.classes)

@@ -8,6 +8,7 @@ from ..core.errors import VDBForgeError
 from ..core.parameters import current_values
 from ..core.paths import user_data_dir
 from ..core.preset_model import Preset
+from .export_panel import VDBFORGE_PT_export
 from .properties import preset_items, selected_preset
 
 CATEGORY = "VDBForge"
@@ -160,12 +161,6 @@ class VDBFORGE_PT_iterate(_PlaceholderPanel, bpy.types.Panel):
     bl_idname = "VDBFORGE_PT_iterate"
     bl_label = "Iterate"
     available_after = "the optimizer lands"
-
-
-class VDBFORGE_PT_export(_PlaceholderPanel, bpy.types.Panel):
-    bl_idname = "VDBFORGE_PT_export"
-    bl_label = "Export"
-    available_after = "the export module lands"
 
 
 # Registration order is the order the sub-panels appear in.

@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from ..core.parameters import current_values
 from ..core.paths import builtin_presets_dir, user_presets_dir
 from ..core.preset_library import list_presets, resolve_preset
 from ..core.preset_model import MAX_FRAMES, MAX_RESOLUTION, Preset
+from .export_panel import VDBForgeExportProperties
 
 # Blender keeps only borrowed pointers to the strings of dynamic enum items; Python must hold the list or the UI
 # shows garbage (or crashes). The list is rebuilt only when a preset file changes, since the callback runs per redraw.
@@ -189,6 +198,7 @@ class VDBForgeSceneProperties(bpy.types.PropertyGroup):
         default="",
         subtype="DIR_PATH",
     )
+    export: PointerProperty(type=VDBForgeExportProperties)
 
 
 classes = (VDBForgeTunable, VDBForgeSceneProperties)
