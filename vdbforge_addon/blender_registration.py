@@ -5,10 +5,11 @@ Unregister undoes register in reverse order and leaves no class, property or hoo
 """
 
 import bpy
-from bpy.props import PointerProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, PointerProperty, StringProperty
 
 from . import operators, panels
 from .core import paths
+from .ml import model_weights
 from .operators import preview_image
 from .panels.properties import VDBForgeSceneProperties
 
@@ -23,8 +24,38 @@ class VDBForgePreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
     )
 
+    critic_provider: EnumProperty(
+        name="Critic",
+        description="Vision-language model that rates previews against the references (sends images over the network)",
+        items=[
+            ("none", "Off", "No critic"),
+            ("openai", "OpenAI-compatible", "Any chat-completions endpoint, including local servers"),
+            ("anthropic", "Anthropic", "Anthropic Messages API"),
+        ],
+        default="none",
+    )
+    critic_model: StringProperty(name="Model", description="The provider's model name", default="")
+    critic_url: StringProperty(name="Endpoint", description="Base URL; empty uses the provider's default", default="")
+    critic_api_key: StringProperty(
+        name="API Key",
+        description="Used only for requests; empty reads OPENAI_API_KEY / ANTHROPIC_API_KEY from the environment",
+        default="",
+        subtype="PASSWORD",
+    )
+    critic_weight: FloatProperty(
+        name="Weight", description="Share of the critic's rating in the objective", default=0.3, min=0.0, max=1.0
+    )
+
     def draw(self, context: bpy.types.Context) -> None:
-        self.layout.prop(self, "models_dir")
+        layout = self.layout
+        layout.prop(self, "models_dir")
+        box = layout.box()
+        box.prop(self, "critic_provider")
+        if self.critic_provider != "none":
+            for name in ("critic_model", "critic_url", "critic_api_key", "critic_weight"):
+                box.prop(self, name)
+            if not bpy.app.online_access:
+                box.label(text="Enable Allow Online Access (Preferences > System) to use a critic", icon="ERROR")
 
 
 CLASSES = (VDBForgePreferences, *panels.classes, *operators.classes)
@@ -33,6 +64,16 @@ _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLAS
 
 def _user_dir() -> str:
     return bpy.utils.extension_path_user(__package__, path="", create=True)
+
+
+def preferences() -> VDBForgePreferences | None:
+    addon = bpy.context.preferences.addons.get(__package__)
+    return addon.preferences if addon is not None else None
+
+
+def _models_dir_preference() -> str:
+    prefs = preferences()
+    return bpy.path.abspath(prefs.models_dir) if prefs is not None and prefs.models_dir else ""
 
 
 def _is_extension() -> bool:
@@ -55,11 +96,13 @@ def register() -> None:
         raise
     if _is_extension():
         paths.set_user_dir_provider(_user_dir)
+    model_weights.set_models_dir_provider(_models_dir_preference)
 
 
 def unregister() -> None:
     if _is_extension():
         paths.set_user_dir_provider(None)
+    model_weights.set_models_dir_provider(None)
     preview_image.remove_preview_image()
     del bpy.types.Scene.vdbforge
     _unregister_classes()

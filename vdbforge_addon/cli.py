@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from . import cli_score
+from . import cli_match, cli_memory, cli_score
 from .core import preset_sharing
 from .core.errors import VDBForgeError, WorkerFailure
 from .core.export_run import run_export
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--timeout", type=float, default=3600.0, help="seconds before the worker is stopped")
     export.add_argument("--json", action="store_true", help="print the result as JSON")
     cli_score.add_parsers(sub)
+    cli_match.add_parsers(sub)
+    cli_memory.add_parsers(sub)
     return parser
 
 
@@ -213,6 +215,8 @@ COMMANDS = {
     "export": cmd_export,
     "score": cli_score.cmd_score,
     "models": cli_score.cmd_models,
+    "match": lambda args: cli_match.cmd_match(args, command=_worker_command()),
+    "memory": cli_memory.cmd_memory,
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .core.protocol import Emitter, failure_from_exception
 
-JOB_KINDS = ("render", "export", "crash-test")
+JOB_KINDS = ("render", "export", "evaluate", "crash-test")
 
 
 def _run(job: dict, emit: Emitter) -> dict:
@@ -18,6 +18,10 @@ def _run(job: dict, emit: Emitter) -> dict:
         from .blender.render_job import run_render_job
 
         return run_render_job(job, emit)
+    if kind == "evaluate":
+        from .blender.evaluate_job import run_evaluate_job
+
+        return run_evaluate_job(job, emit)
     if kind == "export":
         from .blender.export_job import run_export_job
 

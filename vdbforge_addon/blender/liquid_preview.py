@@ -6,7 +6,6 @@ mesh), and whitewater from the exported `spray` / `foam` / `bubble` grids, rende
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from .liquid_export import SECONDARY_KINDS
 from .liquid_scene import liquid_settings
 from .mesh_shapes import add_shape_object
 from .openvdb_import import import_openvdb
-from .preview_render import PreviewReport
-from .preview_rig import RIG_PREFIX, configure_cycles, configure_world, frame_camera, rig_angles
+from .preview_render import PreviewReport, render_angles
+from .preview_rig import RIG_PREFIX, configure_cycles, configure_world, rig_angles
 
 ProgressFn = Callable[[int, int], None]
 WATER_IOR = 1.333
@@ -314,7 +313,6 @@ def render_liquid_previews(
     out_dir.mkdir(parents=True, exist_ok=True)
     views = rig_angles(rig, angles)
     total = len(preview_frames) * len(views)
-    done = 0
     solid = obstacle_material()
     per_frame: list[bpy.types.Object] = []
     for frame in preview_frames:
@@ -332,16 +330,8 @@ def render_liquid_previews(
             volume.materials.append(whitewater_mat)
             per_frame.append(_link(scene, f"{RIG_PREFIX}Whitewater", volume))
             volume.grids.load()
-        for a, angle in enumerate(views):
-            frame_camera(scene, lo, hi, angle, rig)
-            path = out_dir / f"f{frame:04d}_a{a:02d}.png"
-            scene.render.filepath = str(path)
-            started = time.perf_counter()
-            bpy.ops.render.render(write_still=True)
-            report.seconds_per_image.append(time.perf_counter() - started)
-            report.images.append(str(path))
-            done += 1
-            if on_progress:
-                on_progress(done, total)
+        render_angles(
+            scene, rig, views, (lo, hi), frame, out_dir, report, on_progress and (lambda n: on_progress(n, total))
+        )
     report.contact_sheet = str(write_contact_sheet(report.images, out_dir / "contact_sheet.png", columns=len(views)))
     return report

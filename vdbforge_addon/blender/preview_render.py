@@ -10,10 +10,10 @@ from pathlib import Path
 import bpy
 from mathutils import Vector
 
-from ..core.preset_model import Preset
+from ..core.preset_model import Preset, RenderRig
 from .contact_sheet import write_contact_sheet
 from .openvdb_import import import_openvdb
-from .preview_rig import RIG_PREFIX, configure_cycles, configure_world, frame_camera, rig_angles
+from .preview_rig import RIG_PREFIX, Angle, configure_cycles, configure_world, frame_camera, rig_angles
 from .volume_material import build_volume_material
 
 ProgressFn = Callable[[int, int], None]
@@ -63,19 +63,33 @@ def render_previews(
     out_dir.mkdir(parents=True, exist_ok=True)
     views = rig_angles(rig, angles)
     total = len(preview_frames) * len(views)
-    done = 0
     for frame in preview_frames:
         _volume_object(scene, vdb_by_frame[frame], material)
-        for a, angle in enumerate(views):
-            frame_camera(scene, lo, hi, angle, rig)
-            path = out_dir / f"f{frame:04d}_a{a:02d}.png"
-            scene.render.filepath = str(path)
-            started = time.perf_counter()
-            bpy.ops.render.render(write_still=True)
-            report.seconds_per_image.append(time.perf_counter() - started)
-            report.images.append(str(path))
-            done += 1
-            if on_progress:
-                on_progress(done, total)
+        render_angles(
+            scene, rig, views, (lo, hi), frame, out_dir, report, on_progress and (lambda done: on_progress(done, total))
+        )
     report.contact_sheet = str(write_contact_sheet(report.images, out_dir / "contact_sheet.png", columns=len(views)))
     return report
+
+
+def render_angles(
+    scene: bpy.types.Scene,
+    rig: RenderRig,
+    views: list[Angle],
+    bounds: tuple[Vector, Vector],
+    frame: int,
+    out_dir: Path,
+    report: PreviewReport,
+    on_image: Callable[[int], None] | None = None,
+) -> None:
+    """Render the scene as it stands from each view into `out_dir/f####_a##.png`, recording timings in `report`."""
+    for a, angle in enumerate(views):
+        frame_camera(scene, bounds[0], bounds[1], angle, rig)
+        path = out_dir / f"f{frame:04d}_a{a:02d}.png"
+        scene.render.filepath = str(path)
+        started = time.perf_counter()
+        bpy.ops.render.render(write_still=True)
+        report.seconds_per_image.append(time.perf_counter() - started)
+        report.images.append(str(path))
+        if on_image:
+            on_image(len(report.images))

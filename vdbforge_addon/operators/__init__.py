@@ -1,5 +1,5 @@
 """Thin operators that hand the work to core/ and blender/."""
 
-from . import build_bake, export_modal, modal_bake, presets
+from . import build_bake, export_modal, modal_bake, presets, score
 
-classes = (*build_bake.classes, *modal_bake.classes, *presets.classes, *export_modal.classes)
+classes = (*build_bake.classes, *modal_bake.classes, *presets.classes, *export_modal.classes, *score.classes)

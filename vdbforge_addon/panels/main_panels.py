@@ -10,6 +10,7 @@ from ..core.paths import user_data_dir
 from ..core.preset_model import Preset
 from .export_panel import VDBFORGE_PT_export
 from .properties import preset_items, selected_preset
+from .score_panel import VDBFORGE_PT_references
 
 CATEGORY = "VDBForge"
 PARENT_ID = "VDBFORGE_PT_main"
@@ -149,12 +150,6 @@ class _PlaceholderPanel(_VDBForgeSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         self.layout.label(text=f"Available after {self.available_after}", icon="INFO")
-
-
-class VDBFORGE_PT_references(_PlaceholderPanel, bpy.types.Panel):
-    bl_idname = "VDBFORGE_PT_references"
-    bl_label = "References & Score"
-    available_after = "the scoring module lands"
 
 
 class VDBFORGE_PT_iterate(_PlaceholderPanel, bpy.types.Panel):

@@ -1,0 +1,83 @@
+"""The References & Score sub-panel through `bpy.ops` in the installed extension, in a Python without torch (like a
+stock Blender): references added and removed, previews scored with the metrics that can run there, the skipped
+ones named, and one-line errors for scoring before any preview and for a text target without CLIP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .test_extension import run_extension_session
+
+SCRIPT = r"""
+import json, sys
+sys.path.insert(0, SITE)
+import bpy
+
+facts = {}
+bpy.ops.extensions.package_install_files(filepath=ZIP, repo="user_default", enable_on_install=True)
+props = bpy.context.scene.vdbforge
+score = props.score
+
+
+def run(op, **kwargs):
+    try:
+        return sorted(op(**kwargs))
+    except RuntimeError as exc:
+        return ["RuntimeError", str(exc).strip()]
+
+
+facts["torch_importable"] = "torch" in sys.modules or __import__("importlib").util.find_spec("torch") is not None
+facts["before_preview"] = run(bpy.ops.vdbforge.score_previews)
+props.preset = "smoke_plume"
+props.resolution, props.frame_start, props.frame_end, props.angles = 16, 1, 6, 2
+facts["bake"] = run(bpy.ops.vdbforge.bake_modal)
+preview = __import__("pathlib").Path(props.contact_sheet).parent
+images = sorted(p for p in preview.glob("f*_a*.png"))
+facts["add"] = run(bpy.ops.vdbforge.reference_add, filepath=str(images[1]))
+facts["add_missing"] = run(bpy.ops.vdbforge.reference_add, filepath=str(preview / "nope.png"))
+facts["references"] = [r.filepath for r in score.references]
+facts["score"] = run(bpy.ops.vdbforge.score_previews)
+facts["objective"] = score.objective
+facts["rows"] = [[r.image, r.frame, r.angle, r.score, r.best_for] for r in score.results]
+facts["summary"], facts["skipped"] = score.summary, score.skipped
+facts["pil_file"] = sys.modules["PIL"].__file__
+score.allow_missing_weights = False
+facts["strict"] = run(bpy.ops.vdbforge.score_previews)
+score.allow_missing_weights = True
+facts["remove"] = run(bpy.ops.vdbforge.reference_remove)
+score.text_target = "a plume of smoke"
+facts["text_only"] = run(bpy.ops.vdbforge.score_previews)
+bpy.ops.preferences.addon_disable(module=MODULE)
+facts["classes_after"] = [n for n in dir(bpy.types) if n.startswith(("VDBFORGE_", "VDBForge"))]
+print(PREFIX + json.dumps(facts), flush=True)
+"""
+
+
+def test_references_and_score_panel_without_torch(extension_zip: Path, tmp_path: Path):
+    facts, resources = run_extension_session(extension_zip, tmp_path, SCRIPT)
+    assert not facts["torch_importable"], "the session mimics a stock Blender"
+    kind, message = facts["before_preview"]
+    assert kind == "RuntimeError" and "render a preview first" in message
+
+    assert facts["bake"] == ["FINISHED"] and facts["add"] == ["FINISHED"]
+    kind, message = facts["add_missing"]
+    assert kind == "RuntimeError" and "reference image not found" in message
+    assert len(facts["references"]) == 1 and facts["references"][0].endswith("_a01.png")
+
+    assert facts["score"] == ["FINISHED"], facts["score"]
+    assert Path(facts["pil_file"]).is_relative_to(resources / "extensions"), "Pillow comes from the bundled wheel"
+    assert facts["summary"] == "Metrics: color, silhouette"
+    for metric in ("lpips_alex", "clip", "ssim"):
+        assert f"{metric} skipped" in facts["skipped"]
+    rows = {name: (score, best) for name, _, _, score, best in facts["rows"]}
+    reference_name = Path(facts["references"][0]).name
+    assert rows[reference_name] == (1.0, reference_name), "the reference itself is among the previews"
+    assert facts["objective"] == 1.0 and len(rows) == 2
+    assert all(0.0 <= score <= 1.0 for score, _ in rows.values())
+
+    kind, message = facts["strict"]
+    assert kind == "RuntimeError" and "needs torch" in message and "\n" not in message
+    assert facts["remove"] == ["FINISHED"]
+    kind, message = facts["text_only"]
+    assert kind == "RuntimeError" and "text target needs CLIP" in message
+    assert facts["classes_after"] == []
