@@ -1,6 +1,7 @@
-"""The References & Score sub-panel through `bpy.ops` in the installed extension, in a Python without torch (like a
-stock Blender): references added and removed, previews scored with the metrics that can run there, the skipped
-ones named, and one-line errors for scoring before any preview and for a text target without CLIP."""
+"""The References & Score and Iterate sub-panels through `bpy.ops` in the installed extension, in a Python without
+torch (like a stock Blender): references added and removed, previews scored with the metrics that can run there, the
+skipped ones named, one-line errors for scoring before any preview and for a text target without CLIP; then a small
+match run (EXEC path of the modal operator), Save Best as Preset and Apply Best."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ facts = {}
 bpy.ops.extensions.package_install_files(filepath=ZIP, repo="user_default", enable_on_install=True)
 props = bpy.context.scene.vdbforge
 score = props.score
+paths_module = sys.modules[MODULE + ".core.paths"]
 
 
 def run(op, **kwargs):
@@ -47,6 +49,27 @@ score.allow_missing_weights = True
 facts["remove"] = run(bpy.ops.vdbforge.reference_remove)
 score.text_target = "a plume of smoke"
 facts["text_only"] = run(bpy.ops.vdbforge.score_previews)
+
+# Iterate: a two-candidate match against the preview, then Save Best and Apply Best.
+score.text_target = ""
+score.references.add().filepath = str(images[1])
+it = props.iterate
+it.budget, it.population, it.workers, it.inner_budget, it.threshold = 2, 2, 2, 1, 1.0
+props.frame_end = 6
+facts["match"] = run(bpy.ops.vdbforge.match_run)
+facts["iterate"] = [it.running, it.progress, it.best_score, it.status_text, bool(bpy.data.images.get(it.best_image))]
+run_dir = __import__("pathlib").Path(it.run_dir)
+facts["history"] = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+facts["report"] = (run_dir / "report.html").is_file()
+facts["save_best"] = run(bpy.ops.vdbforge.match_save_best)
+facts["saved_best"] = sorted(p.name for p in paths_module.user_presets_dir().glob("*_matched*.json"))
+best = json.loads((run_dir / "best" / "preset.json").read_text())
+facts["best_vorticity"] = best["domain"]["vorticity"]
+for item in props.tunables:
+    if item.path == "domain.vorticity":
+        item.value = 0.01
+facts["apply_best"] = run(bpy.ops.vdbforge.match_apply_best)
+facts["applied_vorticity"] = next(t.value for t in props.tunables if t.path == "domain.vorticity")
 bpy.ops.preferences.addon_disable(module=MODULE)
 facts["classes_after"] = [n for n in dir(bpy.types) if n.startswith(("VDBFORGE_", "VDBForge"))]
 print(PREFIX + json.dumps(facts), flush=True)
@@ -80,4 +103,14 @@ def test_references_and_score_panel_without_torch(extension_zip: Path, tmp_path:
     assert facts["remove"] == ["FINISHED"]
     kind, message = facts["text_only"]
     assert kind == "RuntimeError" and "text target needs CLIP" in message
+
+    assert facts["match"] == ["FINISHED"], facts["match"]
+    running, progress, best_score, status, has_image = facts["iterate"]
+    assert not running and progress == 1.0 and 0.0 < best_score <= 1.0 and has_image, facts["iterate"]
+    assert "2/2 bakes" in status
+    assert [e["status"] for e in facts["history"]] == ["ok", "ok"] and facts["report"]
+    assert best_score == max(e["score"] for e in facts["history"])
+    assert facts["save_best"] == ["FINISHED"] and facts["saved_best"] == ["smoke_plume_matched.vdbforge.json"]
+    assert facts["apply_best"] == ["FINISHED"]
+    assert abs(facts["applied_vorticity"] - facts["best_vorticity"]) < 1e-5
     assert facts["classes_after"] == []

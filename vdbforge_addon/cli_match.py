@@ -42,6 +42,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--allow-missing-weights", action="store_true", help="score without metrics whose weights are missing"
     )
     match.add_argument("--timeout", type=float, help="seconds per candidate (default 3600)")
+    match.add_argument(
+        "--init", choices=("default", "memory"), default="default",
+        help="start from the preset's values, or from the best past runs of this preset (technique memory)",
+    )  # fmt: skip
     match.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     match.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -65,7 +69,7 @@ def _settings(args: argparse.Namespace) -> MatchSettings:
         raise VDBForgeError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
 
 
-def _check_targets(references: list[Path], text: str, scoring: ScoringSettings, allow_missing: bool) -> None:
+def check_targets(references: list[Path], text: str, scoring: ScoringSettings, allow_missing: bool) -> None:
     """Fail before the first bake: unreadable references, or metrics whose weights are missing."""
     from .ml.images import load_rgba
     from .ml.scoring import ScoreRequest, plan_metrics
@@ -90,8 +94,9 @@ def cmd_match(args: argparse.Namespace, command=None) -> int:
             )
         references = [Path(p).expanduser() for p in args.reference]
         settings = _settings(args)
-        _check_targets(references, args.text, scoring, settings.allow_missing_weights)
-        config = new_run(run, preset, references, args.text, settings, scoring)
+        check_targets(references, args.text, scoring, settings.allow_missing_weights)
+        init = _memory_start(preset, references, settings) if args.init == "memory" else None
+        config = new_run(run, preset, references, args.text, settings, scoring, init)
     controller = MatchController(run, config, command=command)
     previous = signal.signal(signal.SIGINT, lambda *_: controller.cancel())
     try:
@@ -121,11 +126,24 @@ def cmd_match(args: argparse.Namespace, command=None) -> int:
     return 0 if state.best_index is not None else 1
 
 
-def _write_report(run: RunDir) -> Path | None:
-    try:
-        from .core.run_report import write_report
-    except ImportError:
+def _memory_start(preset, references: list[Path], settings: MatchSettings) -> dict | None:
+    """The warm start technique memory suggests for this preset and reference, or None (a note says so)."""
+    from .core import technique_memory
+    from .core.image_fingerprint import image_fingerprint
+    from .core.match_space import SearchSpace
+
+    space = SearchSpace.of(preset)
+    fingerprint = image_fingerprint(references[0]) if references else None
+    start = technique_memory.warm_start(preset.id, space.simulation_paths, fingerprint)
+    if start is None:
+        print("note: technique memory has no past run of this preset to start from; using its values", file=sys.stderr)
         return None
+    return {"kind": "memory", "x": start.mean, "sigma0": start.sigma}
+
+
+def _write_report(run: RunDir) -> Path:
+    from .core.run_report import write_report
+
     return write_report(run.path)
 
 

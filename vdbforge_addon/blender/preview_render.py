@@ -36,6 +36,10 @@ def _volume_object(scene: bpy.types.Scene, vdb_file: str, material: bpy.types.Ma
         scene.collection.objects.link(obj)
         volume.materials.append(material)
     obj.data.filepath = vdb_file
+    # Re-renders with other shading (the inner fit) must see this call's material, not the first one's.
+    if obj.data.materials[:] != [material]:
+        obj.data.materials.clear()
+        obj.data.materials.append(material)
     obj.data.grids.load()
     return obj
 

@@ -54,8 +54,15 @@ class MatchState:
 
 
 class MatchController:
-    def __init__(self, run: RunDir, config: dict[str, Any], command: WorkerCommand | None = None) -> None:
+    def __init__(
+        self,
+        run: RunDir,
+        config: dict[str, Any],
+        command: WorkerCommand | None = None,
+        extra_sys_path: list[str] | None = None,
+    ) -> None:
         self.run, self.config = run, config
+        self.extra_sys_path = extra_sys_path
         self.settings = MatchSettings.model_validate(config["settings"])
         self.space = SearchSpace.of(validate_preset(config["preset"], "run.json preset"))
         self.references = [str(p) for p in run.reference_paths(config)]
@@ -177,7 +184,35 @@ class MatchController:
         self.state.stop_reason = reason or self.state.stop_reason or "budget"
         self.state.finished = True
         self.state.running = []
+        if self.state.best_index is not None and self.space.simulation:
+            self._remember("success", self.done[self.state.best_index]["x"], None)
         return self.state
+
+    def _remember(self, kind: str, x: list[float], failure: dict[str, Any] | None) -> None:
+        """Technique memory: the run's best for warm starts, every failure to know where bakes crash. Memory is an aid:
+        when its database is unusable the run goes on and says so."""
+        from . import technique_memory as memory
+
+        preset = self.space.preset
+        try:
+            if kind == "failure":
+                memory.record_failure(
+                    preset.id, self.space.simulation_paths, x, str(failure.get("kind")), str(failure.get("message"))
+                )
+                return
+            best = self.done[self.state.best_index]
+            fingerprint = None
+            if self.references:
+                from .image_fingerprint import image_fingerprint
+
+                fingerprint = image_fingerprint(self.references[0])
+            params = {**best["sim_params"], **best["render_params"]}
+            memory.record_success(
+                preset.id, preset.family, self.space.simulation_paths, x, params, best["score"], fingerprint,
+                str(self.run.path),
+            )  # fmt: skip
+        except memory.MemoryDatabaseError as exc:
+            self.state.last_message = f"technique memory not updated: {exc}"
 
     # ---- one candidate --------------------------------------------------------------------------------------------
     def _launch(self, index: int, x: list[float]) -> None:
@@ -225,6 +260,7 @@ class MatchController:
             on_message=on_message,
             command=self.command,
             log_path=stage / "worker.log",
+            extra_sys_path=self.extra_sys_path,
         )
         self.running[index] = item
 
@@ -265,6 +301,8 @@ class MatchController:
             self.run.publish_best(candidate, preset, {k: entry[k] for k in ("index", "score", "breakdown")})
         self.run.append_history(entry)
         self.done[item.index] = entry
+        if not ok and self.space.simulation:
+            self._remember("failure", item.x, failure)
         self._prune_assets(candidate, keep=improved)
         self._update_best_state()
         self.state.last_message = f"#{item.index} {entry['status']} score {entry['score']:.4f}" + (

@@ -24,6 +24,15 @@ OnMessage = Callable[[dict[str, Any]], None]
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the parent is killed (kill -9 of a match run), the kernel kills the worker
+    too, instead of leaving an orphan baking into a folder nobody will read."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 @dataclass
 class WorkerCommand:
     """How to start a worker: the pip-wheel interpreter (`python -m`) or a real Blender binary (`-b --python-expr`)."""
@@ -104,6 +113,7 @@ class WorkerHandle:
             env=env,
             pass_fds=(write_fd,),
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         os.close(write_fd)
         self._protocol = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")

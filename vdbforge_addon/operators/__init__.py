@@ -1,5 +1,12 @@
 """Thin operators that hand the work to core/ and blender/."""
 
-from . import build_bake, export_modal, modal_bake, presets, score
+from . import build_bake, export_modal, iterate, modal_bake, presets, score
 
-classes = (*build_bake.classes, *modal_bake.classes, *presets.classes, *export_modal.classes, *score.classes)
+classes = (
+    *build_bake.classes,
+    *modal_bake.classes,
+    *presets.classes,
+    *export_modal.classes,
+    *score.classes,
+    *iterate.classes,
+)

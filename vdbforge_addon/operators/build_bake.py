@@ -10,11 +10,13 @@ from ..blender.runtime import is_module_mode, prepare_runtime
 from ..blender.scene_cleanup import clear_fluid_cache, remove_leaked_particle_settings, remove_previous_build
 from ..core.atomic import check_writable_dir
 from ..core.errors import OutputError, PresetError, VDBForgeError
+from ..core.parameters import apply_overrides
 from ..core.paths import user_data_dir
 from ..core.preset_library import resolve_preset
 from ..core.preset_model import Preset
 from ..core.render_run import RenderOptions, resolve_render_preset, run_render
 from ..core.worker_client import WorkerCommand
+from ..panels.properties import tunable_overrides
 from .preview_image import load_preview
 
 
@@ -32,7 +34,8 @@ def output_folder(props: bpy.types.PropertyGroup) -> Path:
 def chosen_preset(props: bpy.types.PropertyGroup, options: RenderOptions) -> Preset:
     if not props.preset:
         raise PresetError("no preset is selected")
-    return resolve_render_preset(resolve_preset(props.preset), options)
+    # The tunables edited in the Preset panel are part of what the user chose.
+    return resolve_render_preset(apply_overrides(resolve_preset(props.preset), tunable_overrides(props)), options)
 
 
 def worker_command() -> tuple[WorkerCommand | None, list[str]]:
@@ -67,6 +70,10 @@ class VDBFORGE_OT_build_bake(_VDBForgeOperator, bpy.types.Operator):
     bl_idname = "vdbforge.build_bake"
     bl_label = "Build & Bake"
 
+    bake: bpy.props.BoolProperty(
+        name="Bake", description="Bake after building (off: build the scene only)", default=True
+    )
+
     def execute(self, context: bpy.types.Context) -> set[str]:
         props = context.scene.vdbforge
         try:
@@ -83,6 +90,9 @@ class VDBFORGE_OT_build_bake(_VDBForgeOperator, bpy.types.Operator):
             particle_settings = set(bpy.data.particles)
             try:
                 domain = build_scene(context.scene, preset, cache_dir)
+                if not self.bake:
+                    self.report({"INFO"}, f"Built '{preset.name}' at resolution {preset.domain.resolution}")
+                    return {"FINISHED"}
                 frames = bake_domain(domain)
             finally:
                 remove_leaked_particle_settings(particle_settings)

@@ -9,6 +9,7 @@ from ..core.parameters import current_values
 from ..core.paths import user_data_dir
 from ..core.preset_model import Preset
 from .export_panel import VDBFORGE_PT_export
+from .iterate_panel import VDBFORGE_PT_iterate
 from .properties import preset_items, selected_preset
 from .score_panel import VDBFORGE_PT_references
 
@@ -142,20 +143,6 @@ class VDBFORGE_PT_preview(_VDBForgeSubPanel, bpy.types.Panel):
         image.preview_ensure()
         layout.template_icon(icon_value=image.preview.icon_id, scale=10.0)
         layout.label(text=context.scene.vdbforge.contact_sheet, icon="IMAGE_DATA")
-
-
-class _PlaceholderPanel(_VDBForgeSubPanel):
-    bl_options = {"DEFAULT_CLOSED"}
-    available_after = ""
-
-    def draw(self, context: bpy.types.Context) -> None:
-        self.layout.label(text=f"Available after {self.available_after}", icon="INFO")
-
-
-class VDBFORGE_PT_iterate(_PlaceholderPanel, bpy.types.Panel):
-    bl_idname = "VDBFORGE_PT_iterate"
-    bl_label = "Iterate"
-    available_after = "the optimizer lands"
 
 
 # Registration order is the order the sub-panels appear in.

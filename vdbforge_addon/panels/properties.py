@@ -23,6 +23,7 @@ from ..core.paths import builtin_presets_dir, user_presets_dir
 from ..core.preset_library import list_presets, resolve_preset
 from ..core.preset_model import MAX_FRAMES, MAX_RESOLUTION, Preset
 from .export_panel import VDBForgeExportProperties
+from .iterate_panel import VDBForgeIterateProperties
 from .score_panel import VDBForgeScoreProperties
 
 # Blender keeps only borrowed pointers to the strings of dynamic enum items; Python must hold the list or the UI
@@ -201,6 +202,7 @@ class VDBForgeSceneProperties(bpy.types.PropertyGroup):
     )
     export: PointerProperty(type=VDBForgeExportProperties)
     score: PointerProperty(type=VDBForgeScoreProperties)
+    iterate: PointerProperty(type=VDBForgeIterateProperties)
 
 
 classes = (VDBForgeTunable, VDBForgeSceneProperties)
