@@ -192,3 +192,16 @@ def test_score_command_on_a_real_render(explosion_render, models, monkeypatch):
     assert float(proc.stdout.split()[1]) < report["references"][0]["score"] - 0.01
     proc = run_cli("score", "--renders", str(out), "--reference", str(out / "nope.png"))
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "not found" in proc.stderr
+
+
+def test_downloads_need_consent_and_online_access(tmp_path, monkeypatch):
+    from vdbforge_addon.ml.model_download import fetch_weights
+
+    monkeypatch.setenv("VDBFORGE_MODELS", str(tmp_path))
+    proc = run_cli("models", "--fetch", "lpips-alex")
+    assert proc.returncode == 1 and "explicit consent (--allow-download)" in proc.stderr
+    with pytest.raises(VDBForgeError, match="online access is off"):
+        fetch_weights("lpips-alex", consent=True, online=False)
+    with pytest.raises(VDBForgeError, match="unknown model"):
+        fetch_weights("resnet", consent=True, online=True)
+    assert not any(tmp_path.rglob("*")), "nothing was written"

@@ -49,6 +49,11 @@ class VDBForgePreferences(bpy.types.AddonPreferences):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "models_dir")
+        row = layout.row(align=True)
+        for name in ("lpips-alex", "lpips-vgg", "clip:ViT-B-32:openai"):
+            row.operator("vdbforge.models_fetch", text=f"Get {name}").name = name
+        if not bpy.app.online_access:
+            layout.label(text="Downloads need Allow Online Access (Preferences > System)", icon="INFO")
         box = layout.box()
         box.prop(self, "critic_provider")
         if self.critic_provider != "none":

@@ -34,6 +34,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="list scoring models and whether their weights are present")
     models.add_argument("--clip-model", action="append", default=[], help="also check this open_clip MODEL:TAG")
     models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.add_argument("--fetch", metavar="NAME", help="download lpips-alex, lpips-vgg or clip:MODEL:TAG weights")
+    models.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="consent to --fetch downloading (it also turns on Blender's online access for this process)",
+    )
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -99,6 +105,14 @@ def critic_config(args: argparse.Namespace):
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .ml.model_weights import DEFAULT_CLIP, all_statuses, models_dir
+
+    if args.fetch:
+        from .ml.model_download import fetch_weights
+
+        # Headless, the consent flag is the user switching Blender's online access on for this one command.
+        path = fetch_weights(args.fetch, consent=args.allow_download, online=args.allow_download)
+        print(f"{args.fetch}: {path}")
+        return 0
 
     statuses = all_statuses([DEFAULT_CLIP, *args.clip_model])
     if args.json:

@@ -104,6 +104,10 @@ class WorkerHandle:
         # Mantaflow writes its wavelet noise tile (24 MB) into the working folder and reuses it from there.
         workdir = user_data_dir() / "worker"
         workdir.mkdir(parents=True, exist_ok=True)
+        # A worker loads factory settings, and Blender then syncs the extension wheels to "nothing enabled": with the
+        # user's own resources folder that deletes the wheels the running extension still imports from. Workers get
+        # a private one.
+        env["BLENDER_USER_RESOURCES"] = str(workdir / "blender_user")
         self.process = subprocess.Popen(
             argv,
             cwd=workdir,

@@ -136,4 +136,31 @@ def _show(ui: bpy.types.PropertyGroup, report: dict) -> None:
     ui.skipped = "\n".join(f"{m} skipped: {reason.split(':')[0]}" for m, reason in report["skipped"].items())
 
 
-classes = (VDBFORGE_OT_reference_add, VDBFORGE_OT_reference_remove, VDBFORGE_OT_score_previews)
+class VDBFORGE_OT_models_fetch(bpy.types.Operator):
+    """Download a scoring model's weights into the models folder (needs Allow Online Access)"""
+
+    bl_idname = "vdbforge.models_fetch"
+    bl_label = "Download Weights"
+    bl_options = {"REGISTER"}
+
+    name: StringProperty(name="Model", description="lpips-alex, lpips-vgg or clip:MODEL:TAG", default="lpips-alex")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from ..ml.model_download import fetch_weights
+
+        try:
+            # Pressing the button is the consent; Blender's online access switch must be on as well.
+            path = fetch_weights(self.name, consent=True)
+        except VDBForgeError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{self.name}: {path}")
+        return {"FINISHED"}
+
+
+classes = (
+    VDBFORGE_OT_reference_add,
+    VDBFORGE_OT_reference_remove,
+    VDBFORGE_OT_score_previews,
+    VDBFORGE_OT_models_fetch,
+)
