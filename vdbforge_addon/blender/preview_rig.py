@@ -56,6 +56,9 @@ def configure_cycles(scene: bpy.types.Scene, rig: RenderRig) -> None:
     scene.render.resolution_y = rig.height
     scene.render.resolution_percentage = 100
     scene.render.film_transparent = False
+    # Angles of one frame differ only by the camera: keeping Cycles' scene data between renders skips re-loading the
+    # volume grids and rebuilding the BVH for every angle.
+    scene.render.use_persistent_data = True
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGB"
     scene.view_settings.view_transform = rig.view_transform

@@ -17,8 +17,7 @@ from ..core.render_run import RenderOptions
 from ..panels.properties import tunable_overrides
 from .build_bake import output_folder, worker_command
 from .preview_image import load_preview
-
-TIMER_SECONDS = 0.25
+from .session_modal import SessionModalMixin
 
 
 def start_session(props: bpy.types.PropertyGroup) -> BakeSession:
@@ -44,7 +43,7 @@ def show_state(context: bpy.types.Context, state: StepState) -> None:
     props.running = state.running
 
 
-class VDBFORGE_OT_bake_modal(bpy.types.Operator):
+class VDBFORGE_OT_bake_modal(SessionModalMixin, bpy.types.Operator):
     """Bake, export and render a preview of the chosen preset in a worker process (Esc cancels and keeps baked frames)"""
 
     bl_idname = "vdbforge.bake_modal"
@@ -65,6 +64,9 @@ class VDBFORGE_OT_bake_modal(bpy.types.Operator):
         show_state(context, self._session.state)
         return True
 
+    def _show(self, context: bpy.types.Context, state: StepState) -> None:
+        show_state(context, state)
+
     def _end(self, context: bpy.types.Context, state: StepState) -> set[str]:
         show_state(context, state)
         if state.finished:
@@ -78,54 +80,6 @@ class VDBFORGE_OT_bake_modal(bpy.types.Operator):
             return {"CANCELLED"}
         self.report({"ERROR"}, state.error)
         return {"CANCELLED"}
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        if not self._start(context):
-            return {"CANCELLED"}
-        return self._end(context, self._session.run_to_end())
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        if context.window is None:
-            return self.execute(context)
-        if not self._start(context):
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(TIMER_SECONDS, window=context.window)
-        wm.progress_begin(0.0, 1.0)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def _finish_modal(self, context: bpy.types.Context, state: StepState) -> set[str]:
-        wm = context.window_manager
-        wm.event_timer_remove(self._timer)
-        wm.progress_end()
-        result = self._end(context, state)
-        self._redraw(context)
-        return result
-
-    def _redraw(self, context: bpy.types.Context) -> None:
-        for area in context.screen.areas if context.screen else ():
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
-
-    def cancel(self, context: bpy.types.Context) -> None:
-        # Blender calls this when the window closes mid-run: the worker must not outlive the operator.
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-        show_state(context, self._session.cancel())
-
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        if event.type == "ESC":
-            return self._finish_modal(context, self._session.cancel())
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        state = self._session.step()
-        if not state.running:
-            return self._finish_modal(context, state)
-        show_state(context, state)
-        context.window_manager.progress_update(state.fraction)
-        self._redraw(context)
-        return {"PASS_THROUGH"}
 
 
 classes = (VDBFORGE_OT_bake_modal,)

@@ -2,7 +2,7 @@
 a folder the user picks, with what `vdbforge export` offers.
 
 `properties.py` imports this module for its PointerProperty and `main_panels.py` for the panel, so it imports neither
-(either would be a cycle); it repeats the three sidebar placement attributes instead.
+(either would be a cycle); the sidebar placement comes from panel_base.py.
 """
 
 # No `from __future__ import annotations`: Blender reads the property definitions from real annotation objects.
@@ -19,6 +19,7 @@ from ..core.export_session import QUANTIZE_NONE, export_overrides, latest_kept_c
 from ..core.export_session import settings_problem as core_settings_problem
 from ..core.paths import user_data_dir
 from ..core.preset_model import MAX_FRAMES, ExportSettings
+from .panel_base import SidebarSubPanel
 
 EXPORTS_FOLDER = "exports"  # under the user data folder, one sub-folder per preset, when no output folder is chosen
 
@@ -141,17 +142,9 @@ def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE", width: i
         col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
-class VDBFORGE_PT_export(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "VDBForge"
-    bl_parent_id = "VDBFORGE_PT_main"
+class VDBFORGE_PT_export(SidebarSubPanel, bpy.types.Panel):
     bl_idname = "VDBFORGE_PT_export"
     bl_label = "Export"
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return context.scene is not None and getattr(context.scene, "vdbforge", None) is not None
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout

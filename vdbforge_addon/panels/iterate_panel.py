@@ -9,6 +9,8 @@ Like export_panel.py, imported by properties.py and main_panels.py, so it import
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from .panel_base import SidebarSubPanel
+
 
 class VDBForgeIterateProperties(bpy.types.PropertyGroup):
     budget: IntProperty(name="Budget", description="Bakes to spend", default=32, min=1, max=10_000, soft_max=256)
@@ -37,18 +39,10 @@ class VDBForgeIterateProperties(bpy.types.PropertyGroup):
     run_dir: StringProperty(name="Run Folder", description="The last match run (run.json, history, best/, report)")
 
 
-class VDBFORGE_PT_iterate(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "VDBForge"
-    bl_parent_id = "VDBFORGE_PT_main"
+class VDBFORGE_PT_iterate(SidebarSubPanel, bpy.types.Panel):
     bl_idname = "VDBFORGE_PT_iterate"
     bl_label = "Iterate"
     bl_options = {"DEFAULT_CLOSED"}
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return context.scene is not None and getattr(context.scene, "vdbforge", None) is not None
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout

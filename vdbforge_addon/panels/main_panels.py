@@ -10,26 +10,9 @@ from ..core.paths import user_data_dir
 from ..core.preset_model import Preset
 from .export_panel import VDBFORGE_PT_export
 from .iterate_panel import VDBFORGE_PT_iterate
+from .panel_base import PARENT_ID, SidebarPanel, SidebarSubPanel
 from .properties import preset_items, selected_preset
 from .score_panel import VDBFORGE_PT_references
-
-CATEGORY = "VDBForge"
-PARENT_ID = "VDBFORGE_PT_main"
-
-
-class _VDBForgePanel:
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = CATEGORY
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        # Between unregistering the property and the panel (or in a window without a scene) there is nothing to draw.
-        return context.scene is not None and getattr(context.scene, "vdbforge", None) is not None
-
-
-class _VDBForgeSubPanel(_VDBForgePanel):
-    bl_parent_id = PARENT_ID
 
 
 def _wrapped(layout: bpy.types.UILayout, text: str, width: int = 44) -> None:
@@ -41,7 +24,7 @@ def _format(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-class VDBFORGE_PT_main(_VDBForgePanel, bpy.types.Panel):
+class VDBFORGE_PT_main(SidebarPanel, bpy.types.Panel):
     bl_idname = PARENT_ID
     bl_label = "VDBForge"
 
@@ -49,7 +32,7 @@ class VDBFORGE_PT_main(_VDBForgePanel, bpy.types.Panel):
         self.layout.label(text="Preset → Bake → Preview → Score → Iterate → Export")
 
 
-class VDBFORGE_PT_preset(_VDBForgeSubPanel, bpy.types.Panel):
+class VDBFORGE_PT_preset(SidebarSubPanel, bpy.types.Panel):
     bl_idname = "VDBFORGE_PT_preset"
     bl_label = "Preset"
 
@@ -104,7 +87,7 @@ def _draw_tunables(box: bpy.types.UILayout, props: bpy.types.PropertyGroup, pres
         col.label(text=f"{tunable.label or tunable.path}: {_format(values[tunable.path])} (fixed)")
 
 
-class VDBFORGE_PT_build_bake(_VDBForgeSubPanel, bpy.types.Panel):
+class VDBFORGE_PT_build_bake(SidebarSubPanel, bpy.types.Panel):
     bl_idname = "VDBFORGE_PT_build_bake"
     bl_label = "Build & Bake"
 
@@ -128,7 +111,7 @@ class VDBFORGE_PT_build_bake(_VDBForgeSubPanel, bpy.types.Panel):
                 col.label(text="Esc cancels and keeps the baked frames")
 
 
-class VDBFORGE_PT_preview(_VDBForgeSubPanel, bpy.types.Panel):
+class VDBFORGE_PT_preview(SidebarSubPanel, bpy.types.Panel):
     bl_idname = "VDBFORGE_PT_preview"
     bl_label = "Preview"
 

@@ -2,7 +2,7 @@
 metric weights, and the last score with its per-angle breakdown.
 
 Like export_panel.py, imported by properties.py (for the PointerProperty) and main_panels.py (for the panel), so it
-imports neither and repeats the sidebar placement attributes.
+imports neither (panel_base.py gives the sidebar placement).
 """
 
 # No `from __future__ import annotations`: Blender reads the property definitions from real annotation objects.
@@ -11,6 +11,7 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core.scoring_settings import DEFAULT_WEIGHTS, METRIC_NAMES
+from .panel_base import SidebarSubPanel
 
 METRIC_LABELS = {
     "lpips_alex": "LPIPS (Alex)",
@@ -80,18 +81,10 @@ class VDBFORGE_UL_references(bpy.types.UIList):
         layout.label(text=bpy.path.basename(item.filepath) or "(no file)", icon="IMAGE_DATA")
 
 
-class VDBFORGE_PT_references(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "VDBForge"
-    bl_parent_id = "VDBFORGE_PT_main"
+class VDBFORGE_PT_references(SidebarSubPanel, bpy.types.Panel):
     bl_idname = "VDBFORGE_PT_references"
     bl_label = "References & Score"
     bl_options = {"DEFAULT_CLOSED"}
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return context.scene is not None and getattr(context.scene, "vdbforge", None) is not None
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
