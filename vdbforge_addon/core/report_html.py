@@ -206,7 +206,9 @@ def _baseline_summary(data: RunData, baseline: RunData) -> str:
     return text
 
 
-def _plots(score_png: bytes | None, metric_png: bytes | None) -> str:
+def _plots(score_png: bytes | None, metric_png: bytes | None, plots_note: str | None = None) -> str:
+    if plots_note:
+        return f'<h2 id="scores">Score per evaluation</h2><p class="note">{_e(plots_note)}</p>'
     out = ['<h2 id="scores">Score per evaluation</h2>']
     if score_png:
         out.append(f'<img class="plot" src="{_png_uri(score_png)}" alt="score per evaluation and best so far">')
@@ -371,12 +373,13 @@ def render_report(
     baseline_note: str | None,
     score_png: bytes | None,
     metric_png: bytes | None,
+    plots_note: str | None = None,
 ) -> str:
     """The whole report as one HTML string."""
     imgs = _Images(data.run_dir)
     body = [
         _header(data, best, baseline, baseline_note, imgs),
-        _plots(score_png, metric_png),
+        _plots(score_png, metric_png, plots_note),
         _best_section(data, best, imgs),
         _strip_section(data, imgs),
         _parameters(data, best),

@@ -6,6 +6,7 @@ so a history whose last line is still being written (torn) is read without that 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -151,6 +152,12 @@ def metric_means(ev: dict) -> dict[str, float]:
     return means
 
 
+PLOTS_NEED_MATPLOTLIB = (
+    "Plots need matplotlib, which this Python lacks: install it into Blender's Python (python -m pip install "
+    "matplotlib) or write the report with the vdbforge command (vdbforge match --resume on this folder)."
+)
+
+
 def score_plot_png(data: RunData, baseline: RunData | None) -> bytes | None:
     """Plot 1, or None when neither the run nor its baseline has an evaluation yet."""
     from .report_plots import score_plot
@@ -218,13 +225,17 @@ def write_report(run_dir: Path, baseline_dir: Path | None = None) -> Path:
     data = read_run(run_dir)
     baseline, note = resolve_baseline(data, baseline_dir)
     best = best_evaluation(data.evals)
+    # A stock Blender has no matplotlib: the report is still written, with the tables and pictures, and says why the
+    # plots are missing instead of failing the run that produced it.
+    plots = importlib.util.find_spec("matplotlib") is not None
     html = render_report(
         data,
         best=best,
         baseline=baseline,
         baseline_note=note,
-        score_png=score_plot_png(data, baseline),
-        metric_png=metric_plot_png(data, best),
+        score_png=score_plot_png(data, baseline) if plots else None,
+        metric_png=metric_plot_png(data, best) if plots else None,
+        plots_note=None if plots else PLOTS_NEED_MATPLOTLIB,
     )
     out = Path(run_dir) / REPORT_NAME
     write_text(out, html)
