@@ -238,3 +238,61 @@ def test_parallel_build_writes_the_same_bytes(tmp_path):
     write_nvdb(tmp_path / "1.nvdb", grids, codec="zip", workers=1)
     write_nvdb(tmp_path / "2.nvdb", grids, codec="zip", workers=2)
     assert (tmp_path / "1.nvdb").read_bytes() == (tmp_path / "2.nvdb").read_bytes()
+
+
+def test_recycled_buffers_write_the_same_bytes(tmp_path):
+    # a large grid's buffer is reused (re-zeroed) for the smaller ones after it: each payload must equal a lone write
+    big = grid_from_dense("big", smoke((48, 40, 40), seed=5), origin_ijk=(-30, 4, 9))
+    small = grid_from_dense("small", smoke((16, 16, 16), seed=6), grid_class="unknown")
+    vec = grid_from_dense("vec", np.stack([smoke((16, 12, 8), seed=s) for s in (7, 8, 9)], axis=-1))
+    grids = [big, small, vec, small]
+    for codec in ("none", "zip"):
+        info = write_nvdb(tmp_path / "all.nvdb", grids, codec=codec, workers=1)
+        data = (tmp_path / "all.nvdb").read_bytes()
+        at = 16 + sum(176 + len(g.name) + 1 for g in grids)
+        for g, gi in zip(grids, info["grids"], strict=True):
+            write_nvdb(tmp_path / "lone.nvdb", [g], codec=codec)
+            lone = (tmp_path / "lone.nvdb").read_bytes()
+            assert data[at : at + gi["file_size"]] == lone[16 + 176 + len(g.name) + 1 :]
+            at += gi["file_size"]
+        assert at == len(data)
+
+
+def test_block_gather_matches_dense_reordering():
+    # the openvdb path's block_min / gather_blocks / tree_order against to_blocks and build_topology's leaf order
+    from vdbforge_addon.core.nanovdb.dense import block_min, gather_blocks, to_blocks
+    from vdbforge_addon.core.nanovdb.tree import build_topology, tree_order
+
+    rng = np.random.default_rng(2)
+    for tail in ((), (3,)):
+        a = rng.random((24, 16, 136) + tail).astype(np.float32)
+        rows, offs = to_blocks(a)
+        assert np.array_equal(block_min(a).reshape(-1), rows.reshape(len(rows), -1).min(axis=1))
+        origin = np.array([-128, 120, -8], np.int32)
+        blocks = offs // 8
+        order = tree_order(blocks * 8 + origin)
+        assert np.array_equal(gather_blocks(a, blocks[order]), rows[order])
+        g = NanoGrid("t", "float", "fog", np.eye(4), 0.0, Leaves(offs + origin, rows[..., 0] if tail else rows,
+                                                                  np.full((len(rows), 8), 1, np.uint64)))  # fmt: skip
+        assert np.array_equal(build_topology(g).leaf_order, order)
+
+
+def test_buffer_pool_keeps_a_few_largest():
+    from vdbforge_addon.core.nanovdb.buffers import MAX_FREE, BufferPool, pool_in_use, zeroed
+
+    pool = BufferPool()
+    with pool_in_use(pool):
+        bufs = [zeroed(1000 + i) for i in range(MAX_FREE + 2)]
+        for b in bufs:
+            b[:] = 7
+            pool.give(b)
+        again = zeroed(1003)
+    assert again.nbytes == 1003 and not again.any()
+    assert zeroed(10).base is None  # outside pool_in_use: a fresh array
+    # the smallest (1000, 1001 bytes) were dropped beyond MAX_FREE; 1003 went to `again`
+    assert [pool.take(1000).nbytes, pool.take(1000).nbytes, pool.take(1000).nbytes, pool.take(1000)] == [
+        1002,
+        1004,
+        1005,
+        None,
+    ]

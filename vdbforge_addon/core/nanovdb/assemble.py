@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import VDBForgeError
 from . import layout as L
+from .buffers import zeroed
 from .grid import NanoGrid
 from .quantize import Quantized, quantize_fixed, quantize_fpn, quantize_stat
 from .stats import Stats, combine, leaf_bboxes, leaf_stats, tile_stats
@@ -134,7 +135,7 @@ def build_grid(
         leaf_sizes = np.full(n_leaf, leaf_size, np.int64)
     leaf_pos = leaf_at + np.concatenate([[0], np.cumsum(leaf_sizes)[:-1]]).astype(np.int64) if n_leaf else leaf_sizes
     total = leaf_at + int(leaf_sizes.sum())
-    buf = np.zeros(total, np.uint8)
+    buf = zeroed(total)
 
     upper_pos = upper_at + np.arange(n_upper, dtype=np.int64) * lay.upper.itemsize
     lower_pos = lower_at + np.arange(n_lower, dtype=np.int64) * lay.lower.itemsize

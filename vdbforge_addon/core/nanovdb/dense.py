@@ -85,6 +85,31 @@ def to_blocks(a: np.ndarray, slot: str | None = None) -> tuple[np.ndarray, np.nd
     return rows, idx.astype(np.int32)
 
 
+def block_min(a: np.ndarray) -> np.ndarray:
+    """Minimum over each 8^3 block (all components) of an (X, Y, Z[, 3]) array with 8-multiple sides, as (bx, by, bz).
+    Reduces x, then y, then z: the first two steps combine whole contiguous planes and rows, which numpy does at memory
+    speed, and leave 1/64 of the data for the short z-runs."""
+    x, y, z = a.shape[:3]
+    c = a.shape[3] if a.ndim == 4 else 1
+    m = np.minimum.reduce(np.ascontiguousarray(a).reshape(x // 8, 8, y * z * c), axis=1)
+    m = np.minimum.reduce(m.reshape(x // 8, y // 8, 8, z * c), axis=2)
+    return m.reshape(x // 8, y // 8, z // 8, 8 * c).min(axis=3)
+
+
+def gather_blocks(a: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    """Rows (K, 512[, 3]) in leaf voxel order of the 8^3 blocks at block coordinates `blocks` (K, 3) of an
+    (X, Y, Z[, 3]) array: one gather of whole z-runs, touching only the blocks asked for (to_blocks copies all)."""
+    x, y, z = a.shape[:3]
+    tail = a.shape[3:]
+    zr = z // 8
+    runs = np.ascontiguousarray(a).reshape(x * y * zr, -1)
+    b = blocks.astype(np.int64)
+    base = (b[:, 0] * 8 * y + b[:, 1] * 8) * zr + b[:, 2]
+    sub = (np.arange(8, dtype=np.int64)[:, None] * y + np.arange(8, dtype=np.int64)[None, :]) * zr
+    idx = (base[:, None] + sub.reshape(1, 64)).reshape(-1)
+    return np.take(runs, idx, axis=0).reshape((len(b), 512) + tail)
+
+
 def rows_differ(rows: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """Per voxel: value != background (any component for vectors)."""
     ne = rows != bg

@@ -24,8 +24,19 @@ from functools import partial
 import numpy as np
 
 from ..errors import VDBForgeError
-from .dense import coalesce_tiles, concat_parts, rows_differ, scratch, scratch_scope, split_blocks, to_blocks
+from .dense import (
+    block_min,
+    coalesce_tiles,
+    concat_parts,
+    gather_blocks,
+    rows_differ,
+    scratch,
+    scratch_scope,
+    split_blocks,
+    to_blocks,
+)
 from .grid import NanoGrid
+from .tree import tree_order
 
 SENTINEL = float(np.finfo(np.float32).max)
 SLAB_VOXELS = 1 << 22  # 16 MB of float32 (48 MB of vec3) per slab, held twice while a slab is split
@@ -122,8 +133,8 @@ def _extract(vdb_grid, vec, bg, lo, dims, method, act_lo, act_hi):
         origin = lo + np.array([x0, 0, 0])
         buf = scratch("region", (nx, int(dims[1]), int(dims[2])) + tail)
         src.copyToArray(buf, tuple(int(v) for v in origin))
-        rows, offs = to_blocks(buf, slot="rows")  # rows is scratch too: everything kept below is gathered out of it
         if method == "full":
+            rows, offs = to_blocks(buf, slot="rows")  # rows is scratch too: everything kept below is gathered out of it
             box_lo = act_lo - origin
             box_hi = act_hi - origin + 1
             hit = np.all((offs + 8 > box_lo) & (offs < box_hi), axis=1)
@@ -133,10 +144,12 @@ def _extract(vdb_grid, vec, bg, lo, dims, method, act_lo, act_hi):
             ijk = offs[:, None, :] + local[None]
             act = np.all((ijk >= box_lo) & (ijk < box_hi), axis=2)
         else:
-            # a block that is all +S holds nothing but background; everything else is kept
-            flat = rows.reshape(len(rows), -1)
-            keep = np.flatnonzero(flat.min(axis=1) < SENTINEL)
-            rows, offs = rows[keep], offs[keep]
+            # a block that is all +S holds nothing but background; everything else is kept, gathered straight out of
+            # the region in the tree's leaf order (so the writer needs no reordering copy)
+            blocks = np.argwhere(block_min(buf) < SENTINEL).astype(np.int32)
+            blocks = blocks[tree_order(blocks * 8 + origin.astype(np.int32))]
+            offs = blocks * 8
+            rows = gather_blocks(buf, blocks)
             # marked voxels hold S or -S in every component, so the first one decides (no trailing-axis reductions);
             # with a zero background changeBackground never writes -S
             x = rows[..., 0] if vec else rows
@@ -146,34 +159,28 @@ def _extract(vdb_grid, vec, bg, lo, dims, method, act_lo, act_hi):
             if method == "exact":
                 vals = np.empty((nx, int(dims[1]), int(dims[2])) + tail, np.float32)
                 vdb_grid.copyToArray(vals, tuple(int(v) for v in origin))
-                rows = to_blocks(vals)[0][keep]
+                rows = gather_blocks(vals, blocks)
                 del vals
             else:
-                _restore_background(rows, act, bg, vec, zero_bg)
+                _restore_background(rows, is_s, bg, vec, zero_bg)
         counted += int(np.count_nonzero(act))
         parts.append(split_blocks(rows, act, offs + origin))
     return parts, counted
 
 
-def _restore_background(rows: np.ndarray, act: np.ndarray, bg: np.ndarray, vec: bool, zero_bg: bool) -> None:
-    """Turn the sentinels of inactive voxels back into +-background, in place."""
-    flat = rows.reshape(len(rows), -1)
-    if vec:  # per-component mask on flat rows: boolean indexing with a trailing axis of 3 is very slow
-        off = np.repeat(~act, 3, axis=1)
-        if zero_bg:
-            flat[off] = 0
-            return
-        neg = np.repeat(rows[..., 0] < 0, 3, axis=1)
-        full_bg = np.broadcast_to(bg, rows.shape).reshape(flat.shape)
-        flat[off & neg] = -full_bg[off & neg]
-        flat[off & ~neg] = full_bg[off & ~neg]
-    elif zero_bg:
-        flat[~act] = 0
-    else:
-        off = ~act
-        neg = flat < 0
-        flat[off & neg] = -bg
-        flat[off & ~neg] = bg
+def _restore_background(rows: np.ndarray, marked: np.ndarray, bg: np.ndarray, vec: bool, zero_bg: bool) -> None:
+    """Turn the sentinels of inactive (marked) voxels back into +-background, in place."""
+    if zero_bg:
+        # value * active: S * 0 = +0.0 and v * 1 = v bit for bit (NaN, inf, -0.0 included); a plain multiply
+        # streams where masked assignment gathers indices first
+        keep = ~marked
+        np.multiply(rows, keep[..., None] if vec else keep, out=rows)
+        return
+    # -background where the sentinel was -S, +background where it was +S; whole-array selects, no index lists
+    neg = (rows[..., 0] if vec else rows) < 0
+    if vec:
+        marked, neg = marked[..., None], neg[..., None]
+    rows[...] = np.where(marked, np.where(neg, -bg, bg), rows)
 
 
 def grids_from_openvdb(vdb_grids: Iterable, names: Iterable[str] | None = None) -> list[NanoGrid]:

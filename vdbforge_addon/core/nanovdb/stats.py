@@ -44,7 +44,12 @@ def sort_key(values: np.ndarray) -> np.ndarray:
     """Scalar that orders values like GridStats: the value itself, or Vec3f::lengthSqr() in float32."""
     if values.ndim >= 2 and values.shape[-1] == 3:
         v = values
-        return v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1] + v[..., 2] * v[..., 2]
+        # (x*x + y*y) + z*z in float32, as lengthSqr evaluates it; two work arrays instead of five
+        key = np.multiply(v[..., 0], v[..., 0])
+        tmp = np.multiply(v[..., 1], v[..., 1])
+        np.add(key, tmp, out=key)
+        np.multiply(v[..., 2], v[..., 2], out=tmp)
+        return np.add(key, tmp, out=key)
     return values
 
 
@@ -91,47 +96,15 @@ def leaf_stats(values: np.ndarray, masks: np.ndarray, bbox_min: np.ndarray, bbox
     amax = np.zeros(n, np.int64)
     full = np.all(masks == np.uint64(0xFFFFFFFFFFFFFFFF), axis=1)
     partial = ~full & np.any(masks != 0, axis=1)
-    for sel, is_full in ((full, True), (partial, False)):
-        if not sel.any():
-            continue
-        everything = bool(sel.all())
-        idx = slice(None) if everything else np.flatnonzero(sel)
-        k = key if everything else key[idx]
-        # two-pass population statistics in float64 (GridStats accumulates in double too)
-        if is_full:
-            c = np.full(len(k), 512.0)
-            lo_src, hi_src = k, k
-            mu = k.mean(axis=1, dtype=np.float64)
-            d = k - mu[:, None]
-        elif not vec:
-            # scalar leaves: reduce the compacted active values segment by segment (rows stay in order)
-            act = unpack_masks(masks[idx])
-            cnt = act.sum(axis=1)
-            starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-            vals = k[act]
-            c = cnt.astype(np.float64)
-            mu = np.add.reduceat(vals, starts, dtype=np.float64) / c
-            d = vals - np.repeat(mu, cnt)
-            count[idx], mean[idx] = c, mu
-            m2[idx] = np.add.reduceat(d * d, starts)
-            kmin[idx] = np.minimum.reduceat(vals, starts)
-            kmax[idx] = np.maximum.reduceat(vals, starts)
-            continue
+    if full.any():
+        _full_rows(key, np.flatnonzero(full), vec, mean, m2, kmin, kmax, amin, amax)
+        count[full] = 512.0
+    if partial.any():
+        idx = np.flatnonzero(partial)
+        if vec:
+            count[idx] = _partial_vec_rows(key, idx, masks, mean, m2, amin, amax)
         else:
-            act = unpack_masks(masks[idx])
-            lo_src, hi_src = np.where(act, k, np.inf), np.where(act, k, -np.inf)
-            c = act.sum(axis=1).astype(np.float64)
-            mu = np.where(act, k, 0).sum(axis=1, dtype=np.float64) / c
-            d = np.where(act, k - mu[:, None], 0.0)
-        count[idx] = c
-        mean[idx] = mu
-        m2[idx] = np.einsum("ij,ij->i", d, d)
-        if vec:  # the min/max vectors are needed, not only their squared lengths
-            amin[idx] = lo_src.argmin(axis=1)
-            amax[idx] = hi_src.argmax(axis=1)
-        else:
-            kmin[idx] = lo_src.min(axis=1)
-            kmax[idx] = hi_src.max(axis=1)
+            count[idx] = _partial_scalar_rows(key, idx, masks, mean, m2, kmin, kmax)
     if vec:
         rows = np.arange(n)
         kmin, kmax = key[rows, amin].astype(np.float32), key[rows, amax].astype(np.float32)
@@ -145,6 +118,82 @@ def leaf_stats(values: np.ndarray, masks: np.ndarray, bbox_min: np.ndarray, bbox
     bmin = bbox_min.astype(np.int32)
     bmax = bmin + bbox_dif.astype(np.int32)
     return Stats(count, mean, m2, kmin, kmax, vmin, vmax, bmin, bmax)
+
+
+# Rows per pass: the float64 work arrays (CHUNK x 512) stay in cache and are reused, where whole-grid temporaries
+# cost a fresh allocation (page faults) per step. Every reduction runs along a row, so chunking changes no result.
+_CHUNK = 256
+
+
+def _chunks(idx: np.ndarray) -> list[np.ndarray | slice]:
+    n = len(idx)
+    if n and idx[-1] == n - 1:  # all rows, in order: slices give views instead of gathered copies
+        return [slice(s, min(s + _CHUNK, n)) for s in range(0, n, _CHUNK)]
+    return [idx[s : s + _CHUNK] for s in range(0, n, _CHUNK)]
+
+
+def _full_rows(key, idx, vec, mean, m2, kmin, kmax, amin, amax) -> None:
+    """Two-pass population statistics in float64 over fully active rows (GridStats accumulates in double too)."""
+    d_buf = np.empty((min(_CHUNK, len(idx)), 512), np.float64)
+    for rows in _chunks(idx):
+        k = key[rows]
+        d = d_buf[: len(k)]
+        mu = k.mean(axis=1, dtype=np.float64)
+        np.subtract(k, mu[:, None], out=d)
+        mean[rows] = mu
+        m2[rows] = np.einsum("ij,ij->i", d, d)
+        if vec:  # the min/max vectors are needed, not only their squared lengths
+            amin[rows] = k.argmin(axis=1)
+            amax[rows] = k.argmax(axis=1)
+        else:
+            kmin[rows] = k.min(axis=1)
+            kmax[rows] = k.max(axis=1)
+
+
+def _partial_scalar_rows(key, idx, masks, mean, m2, kmin, kmax) -> np.ndarray:
+    """Scalar leaves with some inactive voxels: reduce the compacted active values segment by segment."""
+    act = unpack_masks(masks[idx])
+    cnt = act.sum(axis=1)
+    starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    vals = key[idx][act]
+    c = cnt.astype(np.float64)
+    mu = np.add.reduceat(vals, starts, dtype=np.float64) / c
+    d = np.subtract(vals, np.repeat(mu, cnt))
+    np.multiply(d, d, out=d)
+    mean[idx] = mu
+    m2[idx] = np.add.reduceat(d, starts)
+    kmin[idx] = np.minimum.reduceat(vals, starts)
+    kmax[idx] = np.maximum.reduceat(vals, starts)
+    return c
+
+
+def _partial_vec_rows(key, idx, masks, mean, m2, amin, amax) -> np.ndarray:
+    """Vec3 leaves with some inactive voxels: inactive slots masked out with neutral values, row by row."""
+    counts = np.empty(len(idx), np.float64)
+    m = min(_CHUNK, len(idx))
+    sel_buf = np.empty((m, 512), key.dtype)
+    d_buf = np.empty((m, 512), np.float64)
+    for s in range(0, len(idx), _CHUNK):
+        rows = idx[s : s + _CHUNK]
+        k = key[rows]
+        act = unpack_masks(masks[rows])
+        inact = ~act
+        sel = sel_buf[: len(k)]
+        d = d_buf[: len(k)]
+        c = act.sum(axis=1).astype(np.float64)
+        np.copyto(sel, k)
+        sel[inact] = np.inf
+        amin[rows] = sel.argmin(axis=1)
+        sel[inact] = -np.inf
+        amax[rows] = sel.argmax(axis=1)
+        sel[inact] = 0
+        mu = sel.sum(axis=1, dtype=np.float64) / c
+        np.subtract(k, mu[:, None], out=d)
+        d[inact] = 0.0
+        counts[s : s + len(k)] = c
+        mean[rows] = mu
+        m2[rows] = np.einsum("ij,ij->i", d, d)
+    return counts
 
 
 def tile_stats(values: np.ndarray, active: np.ndarray, origins: np.ndarray, dim: int, voxels: int) -> Stats:

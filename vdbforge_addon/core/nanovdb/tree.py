@@ -62,6 +62,12 @@ def slot_to_offset(slots: np.ndarray, node_total: int, child_total: int) -> np.n
     return (xyz << child_total).astype(np.int32)
 
 
+def tree_order(origins: np.ndarray) -> np.ndarray:
+    """Permutation of distinct leaf origins into breadth-first order (root key, slot in the lower node's parent upper,
+    slot in the lower node): the leaf_order build_topology derives, so leaves listed in this order need no reordering."""
+    return np.lexsort((child_slot(origins, 7, 3), child_slot(origins, 12, 7), root_key(origins)))
+
+
 def _dupes(keys: np.ndarray) -> bool:
     if len(keys) < 2:
         return False
