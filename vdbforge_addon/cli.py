@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from . import cli_match, cli_memory, cli_score
+from . import cli_dataset, cli_match, cli_memory, cli_score
 from .core import preset_sharing
 from .core.errors import VDBForgeError, WorkerFailure
 from .core.export_run import run_export
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_score.add_parsers(sub)
     cli_match.add_parsers(sub)
     cli_memory.add_parsers(sub)
+    cli_dataset.add_parsers(sub)
     return parser
 
 
@@ -217,6 +218,8 @@ COMMANDS = {
     "models": cli_score.cmd_models,
     "match": lambda args: cli_match.cmd_match(args, command=_worker_command()),
     "memory": cli_memory.cmd_memory,
+    "dataset": lambda args: cli_dataset.cmd_dataset(args, command=_worker_command()),
+    "train": cli_dataset.cmd_train,
 }
 
 

@@ -126,11 +126,27 @@ def cmd_models(args: argparse.Namespace) -> int:
             }
             for s in statuses
         ]
-        print(json.dumps({"models_dir": str(models_dir()), "models": rows}, indent=2))
+        from .ml.inverse_store import list_inverse_models
+
+        print(json.dumps({"models_dir": str(models_dir()), "models": rows, "inverse": list_inverse_models()}, indent=2))
         return 0
     print(f"models folder: {models_dir()}  (set $VDBFORGE_MODELS to change)")
     for s in statuses:
         where = str(s.path) if s.present else f"missing: put {s.expected} in {s.searched[0]}"
         print(f"  {s.name:<24} {'present' if s.present else 'MISSING':<8} {where}")
     print("  ssim, ms_ssim, color, silhouette need no weights")
+    _print_inverse_models()
     return 0
+
+
+def _print_inverse_models() -> None:
+    from .ml.inverse_store import list_inverse_models, models_folder
+
+    rows = list_inverse_models()
+    print(f"inverse models (vdbforge train): {models_folder()}" + ("" if rows else "  (none)"))
+    for row in rows:
+        held = f"held-out MAE {row['held_out_mae']:.3f}, " if row.get("held_out_mae") is not None else ""
+        print(
+            f"  {row['preset_id']:<24} {row.get('approach') or '?':<4} {held}{row.get('samples')} samples, "
+            f"Blender {row.get('blender_version')}, {row['status']}"
+        )
