@@ -43,8 +43,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     match.add_argument("--timeout", type=float, help="seconds per candidate (default 3600)")
     match.add_argument(
-        "--init", choices=("default", "memory"), default="default",
-        help="start from the preset's values, or from the best past runs of this preset (technique memory)",
+        "--init", choices=("default", "memory", "inverse"),
+        help="where the search starts: the preset's values, the best past runs of this preset (technique memory), or "
+        "the image → parameters model's prediction (vdbforge train); default: inverse when a model exists",
     )  # fmt: skip
     match.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     match.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -95,7 +96,7 @@ def cmd_match(args: argparse.Namespace, command=None) -> int:
         references = [Path(p).expanduser() for p in args.reference]
         settings = _settings(args)
         check_targets(references, args.text, scoring, settings.allow_missing_weights)
-        init = _memory_start(preset, references, settings) if args.init == "memory" else None
+        init = _start_point(args.init, preset, references)
         config = new_run(run, preset, references, args.text, settings, scoring, init)
     controller = MatchController(run, config, command=command)
     previous = signal.signal(signal.SIGINT, lambda *_: controller.cancel())
@@ -126,7 +127,30 @@ def cmd_match(args: argparse.Namespace, command=None) -> int:
     return 0 if state.best_index is not None else 1
 
 
-def _memory_start(preset, references: list[Path], settings: MatchSettings) -> dict | None:
+def _start_point(kind: str | None, preset, references: list[Path]) -> dict | None:
+    """The run's start: None means the preset's own values."""
+    if kind == "memory":
+        return _memory_start(preset, references)
+    if kind == "default":
+        return None
+    from .ml.inverse_store import find_inverse_model
+
+    has_model = find_inverse_model(preset) is not None  # raises for a stale or mismatched model
+    if kind == "inverse" and not (has_model and references):
+        why = (
+            "needs a reference image" if has_model else f"has no model for '{preset.id}': run vdbforge dataset + train"
+        )
+        raise VDBForgeError(f"--init inverse {why}")
+    if not (has_model and references):
+        return None
+    from .ml.inverse_model import predict_start
+
+    sim_mean, sim_sigma, render_mean, _ = predict_start(preset, references[0])
+    spread = sum(sim_sigma) / len(sim_sigma) if sim_sigma else 0.25
+    return {"kind": "inverse", "x": sim_mean, "sigma0": min(0.3, max(0.05, spread)), "render_x": render_mean}
+
+
+def _memory_start(preset, references: list[Path]) -> dict | None:
     """The warm start technique memory suggests for this preset and reference, or None (a note says so)."""
     from .core import technique_memory
     from .core.image_fingerprint import image_fingerprint

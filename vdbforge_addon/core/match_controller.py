@@ -78,7 +78,8 @@ class MatchController:
         self.generation = -1
         self.generation_points: list[list[float]] = []
         self.generation_start = 0
-        self.render_start: list[float] | None = None  # inner-fit start for this generation: last generation's best
+        # Inner-fit start for a generation: the last generation's best render values (the prediction's at first).
+        self.render_start: list[float] | None = config["init"].get("render_x") or None
         self.stale_generations = 0
         # Without simulation parameters there is nothing to bake differently: one candidate, fitted by the inner fit.
         self.budget = self.settings.budget if self.space.simulation else 1
