@@ -30,6 +30,7 @@ from .match_space import SearchSpace
 from .preset_model import Preset
 from .render_run import RenderOptions, build_render_job, resolve_render_preset
 from .worker_client import WorkerCommand, WorkerHandle
+from .worker_pool import run_steps, stop_workers
 
 _PREVIEW_NAME = re.compile(r"f(\d+)_a(\d+)")
 
@@ -225,24 +226,13 @@ class DatasetJob:
         return self.state
 
     def run_blocking(self, on_update=None, interval: float = 0.2) -> DatasetState:
-        while not (state := self.step()).finished:
-            if on_update:
-                on_update(state)
-            time.sleep(interval)
-        if on_update:
-            on_update(state)
-        return state
+        return run_steps(self.step, on_update, interval)
 
     def cancel(self) -> None:
         """Stop every worker now; finished samples stay, those in flight are redone by the next run."""
         self.cancelled = True
         self.queue.clear()
-        for item in self.running.values():
-            item.handle.cancel()
-        for item in self.running.values():
-            item.handle.wait()
-            shutil.rmtree(item.stage, ignore_errors=True)
-        self.running.clear()
+        stop_workers(self.running)
         self.state.cancelled = self.state.finished = True
         self._update_state()
 

@@ -8,7 +8,6 @@ so a crash costs one candidate: it gets the penalty score (`FAILED_SCORE`) and i
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from .match_space import SearchSpace
 from .parameters import current_values, validate_preset
 from .render_run import RenderOptions, resolve_render_preset
 from .worker_client import WorkerCommand, WorkerHandle
+from .worker_pool import run_steps, stop_workers
 
 
 def _now() -> str:
@@ -114,23 +114,12 @@ class MatchController:
         return self.state
 
     def run_blocking(self, on_update=None, interval: float = 0.2) -> MatchState:
-        while not (state := self.step()).finished:
-            if on_update:
-                on_update(state)
-            time.sleep(interval)
-        if on_update:
-            on_update(state)
-        return state
+        return run_steps(self.step, on_update, interval)
 
     def cancel(self) -> None:
         """Stop every worker now; finished evaluations stay in history, in-flight ones are redone on --resume."""
         self.cancelled = True
-        for item in self.running.values():
-            item.handle.cancel()
-        for item in self.running.values():
-            item.handle.wait()
-            shutil.rmtree(item.stage, ignore_errors=True)
-        self.running.clear()
+        stop_workers(self.running)
         self._finish("cancelled")
 
     # ---- generations ----------------------------------------------------------------------------------------------
@@ -177,11 +166,7 @@ class MatchController:
         return False
 
     def _finish(self, reason: str | None = None) -> MatchState:
-        for item in self.running.values():
-            item.handle.cancel()
-            item.handle.wait()
-            shutil.rmtree(item.stage, ignore_errors=True)
-        self.running.clear()
+        stop_workers(self.running)
         self.state.stop_reason = reason or self.state.stop_reason or "budget"
         self.state.finished = True
         self.state.running = []
