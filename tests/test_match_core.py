@@ -82,3 +82,29 @@ def test_one_dimension_works_with_cma():
     assert len(points) == 4 and all(len(p) == 1 for p in points)
     opt.tell(points, [p[0] for p in points])
     assert len(opt.ask()) == 4
+
+
+def test_crash_regions_from_memory_are_frozen_into_the_run(tmp_path):
+    from tests.synthetic_images import plume, save
+    from vdbforge_addon.core import technique_memory
+    from vdbforge_addon.core.match_controller import MatchController
+    from vdbforge_addon.core.match_run import RunDir
+    from vdbforge_addon.core.match_settings import MatchSettings
+    from vdbforge_addon.core.match_setup import new_run
+    from vdbforge_addon.core.scoring_settings import ScoringSettings
+
+    preset = resolve_preset("smoke_plume")
+    space = SearchSpace.of(preset)
+    crash_x = [0.9, 0.1, 0.5, 0.5, 0.5]
+    for _ in range(2):
+        technique_memory.record_failure(preset.id, list(reversed(space.simulation_paths)), crash_x[::-1], "mantaflow",
+                                        "Manta::Error at 0x7f00 in /tmp/x")  # fmt: skip
+    run = RunDir(tmp_path / "run")
+    config = new_run(run, preset, [save(plume(), tmp_path / "ref.png")], "", MatchSettings(budget=2), ScoringSettings())
+    assert config["crash_regions"] == [{"region": [3, 0, 2, 2, 2], "count": 2}]
+    controller = MatchController(run, config)
+    assert controller._crash_risk(crash_x) >= 0.75 > controller._crash_risk([0.1, 0.9, 0.5, 0.5, 0.5])
+    controller._launch(0, crash_x)  # not baked: recorded as avoided with the penalty
+    (entry,) = run.read_history()
+    assert entry["status"] == "avoided" and entry["score"] == 0.0 and entry["error"]["kind"] == "avoided"
+    assert not controller.running

@@ -16,7 +16,7 @@ from typing import Any
 from .atomic import write_json
 from .match_optimizer import make_optimizer
 from .match_run import RunDir
-from .match_settings import FAILED_SCORE, MatchSettings
+from .match_settings import AVOID_RISK, FAILED_SCORE, MatchSettings
 from .match_space import SearchSpace
 from .parameters import current_values, validate_preset
 from .render_run import RenderOptions, resolve_render_preset
@@ -201,8 +201,21 @@ class MatchController:
             self.state.last_message = f"technique memory not updated: {exc}"
 
     # ---- one candidate --------------------------------------------------------------------------------------------
+    def _crash_risk(self, x: list[float]) -> float:
+        """Like technique_memory.failure_risk, but from the crash cells frozen into run.json at the start."""
+        from .technique_memory import NEIGHBOUR_WEIGHT, region_of
+
+        cell, n = region_of(x), 0.0
+        for entry in self.config.get("crash_regions", []):
+            distance = max(abs(a - b) for a, b in zip(entry["region"], cell, strict=True))
+            n += entry["count"] if distance == 0 else entry["count"] * NEIGHBOUR_WEIGHT if distance == 1 else 0.0
+        return 1.0 - 0.5**n
+
     def _launch(self, index: int, x: list[float]) -> None:
         sim_params = self.space.from_unit(self.space.simulation, x) if self.space.simulation else {}
+        if x and self._crash_risk(x) >= AVOID_RISK:
+            self._record_avoided(index, x, sim_params)
+            return
         s = self.settings
         options = RenderOptions(
             overrides=sim_params,
@@ -295,6 +308,22 @@ class MatchController:
             f" ({entry['error']['message']})" if entry["error"] else ""
         )
 
+    def _record_avoided(self, index: int, x: list[float], sim_params: dict[str, Any]) -> None:
+        """A candidate where past bakes of this preset crashed repeatedly is not baked: it gets the penalty, so the
+        search moves away, and costs an evaluation but no bake time."""
+        entry = {
+            "index": index, "generation": self.generation, "candidate": None, "status": "avoided",
+            "sim_params": sim_params, "render_params": {}, "x": list(x), "score": FAILED_SCORE, "breakdown": None,
+            "inner": None, "previews": [], "timings": {"total": 0.0}, "best_frame": None, "best_angle": None,
+            "error": {"kind": "avoided", "message": f"known crash region (risk {self._crash_risk(x):.2f})",
+                      "file": None, "line": None},
+            "best_so_far": self.state.best_score, "finished": _now(),
+        }  # fmt: skip
+        self.run.append_history(entry)
+        self.done[index] = entry
+        self._update_best_state()
+        self.state.last_message = f"#{index} avoided: known crash region"
+
     def _best_preset(self, result: dict[str, Any]) -> dict[str, Any]:
         """The candidate's preset as `vdbforge render --preset` should read it: same frames, angles, resolution."""
         preset = dict(result["preset"])
@@ -306,8 +335,8 @@ class MatchController:
         # Only the best candidate's volumes are kept (a res-64 sequence is hundreds of MB); previews stay for all.
         if keep:
             for entry in self.done.values():
-                older = self.run.path / entry["candidate"]
-                if older != candidate:
+                older = self.run.path / (entry["candidate"] or ".")
+                if entry["candidate"] and older != candidate:
                     for name in ("vdb", "nvdb"):
                         shutil.rmtree(older / name, ignore_errors=True)
             return

@@ -11,6 +11,7 @@ from .preset_model import MAX_FRAMES, MAX_RESOLUTION
 from .strict_model import Strict
 
 FAILED_SCORE = 0.0  # a failed or timed-out candidate scores as badly as a score can be; the loop continues
+AVOID_RISK = 0.75  # technique memory's crash risk (two crashes in the cell) above which a candidate is not baked
 Frame = Annotated[int, Field(ge=1, le=MAX_FRAMES)]
 
 

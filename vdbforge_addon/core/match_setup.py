@@ -55,8 +55,29 @@ def new_run(
         "versions": _versions(),
         "init": {**init, "mean": space.from_unit(space.simulation, init["x"]) if space.simulation else {}},
         "baseline": None,
+        "crash_regions": crash_regions(preset.id, space.simulation_paths),
     }
     return run.create(config, references)
+
+
+def crash_regions(preset_id: str, paths: list[str]) -> list[dict[str, Any]]:
+    """Technique memory's crash cells for this preset and space, frozen into run.json at the start, so the run (and
+    its resume) steers away from the same places whatever is recorded meanwhile."""
+    if not paths:
+        return []
+    from . import technique_memory as memory
+
+    try:
+        rows = memory.list_entries("failures", preset_id)
+    except memory.MemoryDatabaseError:
+        return []
+    order = sorted(paths)  # memory stores regions in sorted-path order
+    cells: dict[tuple[int, ...], int] = {}
+    for row in rows:
+        if row["space_paths"] == order:
+            region = tuple(row["region"][order.index(p)] for p in paths)  # back to this run's order
+            cells[region] = cells.get(region, 0) + int(row["count"])
+    return [{"region": list(region), "count": count} for region, count in sorted(cells.items())]
 
 
 def resume_run(run: RunDir, workers: int | None = None) -> dict[str, Any]:
