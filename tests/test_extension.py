@@ -48,11 +48,17 @@ def test_zip_validates_and_holds_package_manifest_and_wheels(extension_zip: Path
     assert manifest["id"] == "vdbforge" and manifest["type"] == "add-on"
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert manifest["version"] == pyproject["project"]["version"]
-    assert manifest["permissions"] == {"files": "Write baked volumes and previews to disk"}
+    # Network only for the vision-language critic the user configures (and opt-in weight downloads).
+    assert manifest["permissions"] == {
+        "files": "Write baked volumes and previews to disk",
+        "network": "Send previews to the vision-language critic you configure",
+    }
     wheels = manifest["wheels"]
     assert all(w.startswith("./wheels/") and w.removeprefix("./") in names for w in wheels)
     packages = {Path(w).name.split("-")[0].lower() for w in wheels}
-    assert packages == {"pydantic", "pydantic_core", "annotated_types", "typing_extensions", "typing_inspection", "cma"}
+    assert packages == {
+        "pydantic", "pydantic_core", "annotated_types", "typing_extensions", "typing_inspection", "cma", "pillow"
+    }  # fmt: skip
     # Only this platform's wheels were fetched, so the zip must not promise the others.
     assert manifest["platforms"] == ["linux-x64"] if sys.platform == "linux" else len(manifest["platforms"]) == 1
 
