@@ -116,9 +116,12 @@ def check_same_dataset(stored: dict[str, Any], wanted: dict[str, Any], folder: P
         for key in IDENTITY_SETTINGS
         if stored["settings"].get(key) != wanted["settings"].get(key)
     ]
-    for key in ("preset_id", "space_hash", "scene_hash"):
-        if stored.get(key) != wanted.get(key):
-            differences.append(f"{key} {stored.get(key)} -> {wanted.get(key)}")
+    if stored.get("preset_id") != wanted.get("preset_id"):
+        differences.append(f"preset {stored.get('preset_id')} -> {wanted.get('preset_id')}")
+    elif stored.get("space_hash") != wanted.get("space_hash"):
+        differences.append("the preset's tunables or their bounds changed")
+    elif stored.get("scene_hash") != wanted.get("scene_hash"):
+        differences.append("the preset's scene (domain, emitters, material or rig) changed")
     if stored["versions"].get("blender") != wanted["versions"].get("blender"):
         differences.append(f"Blender {stored['versions'].get('blender')} -> {wanted['versions'].get('blender')}")
     if differences:

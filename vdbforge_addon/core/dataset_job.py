@@ -114,7 +114,7 @@ class DatasetJob:
         self.command, self.extra_sys_path = command, extra_sys_path
         self.dims = (*self.space.simulation, *self.space.render)
         self.points = sobol_points(len(self.dims), settings.n, settings.seed)
-        # Resolving one point up front turns bad --resolution / --frames values into an error before anything starts.
+        # Resolving the settings up front turns bad --resolution / --frames values into an error before anything starts.
         self.description = fmt.describe_dataset(self.space, self._identity(), _now())
         self.records: dict[int, dict[str, Any]] = {}
         self.running: dict[int, Running] = {}
@@ -125,10 +125,11 @@ class DatasetJob:
         self.cancelled = False
 
     # ---- settings -------------------------------------------------------------------------------------------------
-    def options(self, index: int) -> RenderOptions:
+    def options(self, index: int | None) -> RenderOptions:
+        """The render options of sample `index`; None: the preset's own values (for what all samples share)."""
         s = self.settings
         return RenderOptions(
-            overrides=self.space.from_unit(self.dims, self.points[index]),
+            overrides=self.space.from_unit(self.dims, self.points[index]) if index is not None else {},
             resolution=s.resolution,
             frames=(s.frames[0], s.frames[1], 1) if s.frames else None,
             angles=s.angles,
@@ -139,7 +140,7 @@ class DatasetJob:
         )
 
     def _identity(self) -> dict[str, Any]:
-        resolved = resolve_render_preset(self.space.preset, self.options(0))
+        resolved = resolve_render_preset(self.space.preset, self.options(None))
         return {
             "n": self.settings.n,
             "seed": self.settings.seed,

@@ -56,8 +56,18 @@ def metadata_for(info: dict[str, Any], approach: str, held_out: dict[str, Any], 
     }
 
 
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise VDBForgeError(
+            "inverse models need torch: run ./scripts/setup.sh (or pip install 'vdbforge[ml]')"
+        ) from exc
+    return torch
+
+
 def save_model(model: dict[str, Any], path: str | os.PathLike | None = None) -> Path:
-    import torch
+    torch = _torch()
 
     path = Path(path) if path else model_path(model["preset_id"])
     with temp_path_for(path) as tmp:
@@ -68,8 +78,7 @@ def save_model(model: dict[str, Any], path: str | os.PathLike | None = None) -> 
 def read_model(path: str | os.PathLike) -> dict[str, Any]:
     import pickle
 
-    import torch
-
+    torch = _torch()
     try:
         model = torch.load(str(path), map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
