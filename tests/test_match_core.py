@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from vdbforge_addon.core.inner_fit import coordinate_fit
@@ -9,6 +12,7 @@ from vdbforge_addon.core.match_optimizer import make_optimizer
 from vdbforge_addon.core.match_space import SearchSpace
 from vdbforge_addon.core.parameters import validate_preset
 from vdbforge_addon.core.preset_library import resolve_preset
+from vdbforge_addon.core.worker_pool import run_steps
 
 
 def test_space_splits_stages_and_round_trips_values():
@@ -108,3 +112,28 @@ def test_crash_regions_from_memory_are_frozen_into_the_run(tmp_path):
     (entry,) = run.read_history()
     assert entry["status"] == "avoided" and entry["score"] == 0.0 and entry["error"]["kind"] == "avoided"
     assert not controller.running
+
+
+def test_ctrl_c_cancels_between_steps_never_inside_one():
+    """A SIGINT that lands mid-step (e.g. halfway through launching a worker) must not run cancel() there."""
+    events: list[str] = []
+
+    class Loop:
+        finished = False
+
+        def step(self):
+            events.append("step")
+            if len(events) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+            events.append("step done")
+            return self
+
+        def cancel(self):
+            events.append("cancel")
+            self.finished = True
+
+    loop = Loop()
+    before = signal.getsignal(signal.SIGINT)
+    state = run_steps(loop.step, interval=30.0, cancel=loop.cancel)
+    assert state.finished and events == ["step", "step done", "cancel", "step", "step done"]
+    assert signal.getsignal(signal.SIGINT) is before

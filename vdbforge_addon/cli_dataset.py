@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 from typing import Any
 
@@ -14,6 +13,7 @@ from .core.dataset_job import DatasetJob, DatasetSettings, DatasetState, plan_fo
 from .core.match_settings import default_workers
 from .core.preset_library import resolve_preset
 from .core.render_run import parse_frame_list, parse_frames
+from .core.worker_pool import run_steps
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -100,11 +100,7 @@ def cmd_dataset(args: argparse.Namespace, command=None) -> int:
     if args.dry_run:
         return _dry_run(job, args.json)
     job.open()
-    previous = signal.signal(signal.SIGINT, lambda *_: job.cancel())
-    try:
-        state = job.run_blocking(_progress(args.json))
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    state = run_steps(job.step, _progress(args.json), cancel=job.cancel)
     summary = {"ok": state.ok > 0 and not state.cancelled, "dataset": str(job.folder), "samples": state.total,
                "succeeded": state.ok, "failed": state.failed, "seconds": state.elapsed,
                "cancelled": state.cancelled}  # fmt: skip

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from .core.match_setup import new_run, resume_run
 from .core.preset_library import resolve_preset
 from .core.render_run import parse_frame_list, parse_frames
 from .core.scoring_settings import ScoringSettings, parse_metric_weights
+from .core.worker_pool import run_steps
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -99,11 +99,7 @@ def cmd_match(args: argparse.Namespace, command=None) -> int:
         init = _start_point(args.init, preset, references)
         config = new_run(run, preset, references, args.text, settings, scoring, init)
     controller = MatchController(run, config, command=command)
-    previous = signal.signal(signal.SIGINT, lambda *_: controller.cancel())
-    try:
-        state = controller.run_blocking(_printer(args.json, controller))
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    state = run_steps(controller.step, _printer(args.json, controller), cancel=controller.cancel)
     report = _write_report(run)
     summary = {
         "ok": state.best_index is not None,

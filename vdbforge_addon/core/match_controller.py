@@ -120,6 +120,7 @@ class MatchController:
         """Stop every worker now; finished evaluations stay in history, in-flight ones are redone on --resume."""
         self.cancelled = True
         stop_workers(self.running)
+        self.run.remove_stale_stages()
         self._finish("cancelled")
 
     # ---- generations ----------------------------------------------------------------------------------------------

@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import shutil
-import time
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
 
-def run_steps(step: Callable[[], Any], on_update: Callable[[Any], None] | None = None, interval: float = 0.2) -> Any:
-    """Call `step()` until its state says finished, reporting each state; for the CLI and EXEC operators."""
-    while not (state := step()).finished:
-        if on_update:
-            on_update(state)
-        time.sleep(interval)
+def run_steps(
+    step: Callable[[], Any],
+    on_update: Callable[[Any], None] | None = None,
+    interval: float = 0.2,
+    cancel: Callable[[], None] | None = None,
+) -> Any:
+    """Call `step()` until its state says finished, reporting each state; for the CLI and EXEC operators.
+
+    With `cancel`, Ctrl-C (SIGINT) cancels. The handler only raises a flag and `cancel()` runs between steps: run
+    from inside the handler it could interrupt a half-done launch, whose worker would then start after the cancel
+    and leave its staging folder behind."""
+    interrupted = threading.Event()
+    previous = None
+    if cancel is not None and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    try:
+        while not (state := step()).finished:
+            if on_update:
+                on_update(state)
+            if interrupted.wait(interval):
+                cancel()  # type: ignore[misc]
+                state = step()
+                break
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if on_update:
         on_update(state)
     return state
