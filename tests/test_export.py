@@ -93,7 +93,6 @@ def test_export_refuses_bad_settings_before_writing(kept_cache_render, tmp_path)
     out = tmp_path / "bad"
     cache = str(kept_cache_render / "cache")
     for args, needle in [
-        (["--compression", "zip"], "writes Blosc only"),
         (["--grids", "density,nonsense"], "export.grids.1"),
         (["--tolerance", "0.1"], "--tolerance applies to --quantize fpn only"),
     ]:
@@ -102,6 +101,43 @@ def test_export_refuses_bad_settings_before_writing(kept_cache_render, tmp_path)
         assert not out.exists()
     proc = run_cli("export", "--cache", str(tmp_path), "--out", str(out))
     assert "is not a VDBForge cache" in proc.stderr
+
+
+def _grid_listing(path: Path) -> tuple[list[str], list[str]]:
+    """`vdb_print -l -m` (OpenVDB's own reader): the grid names, types and voxel counts, and the file_compression."""
+    proc = subprocess.run(["vdb_print", "-l", "-m", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line.strip() for line in proc.stdout.splitlines()]
+    keys = ("Name:", "Type:", "Number of active voxels:", "Bounding box of active voxels:", "Min value:", "Max value:")
+    return [line for line in lines if line.startswith(keys)], [line for line in lines if "file_compression" in line]
+
+
+@pytest.mark.parametrize("compression", ["zip", "none"])
+def test_export_writes_zip_and_uncompressed_vdb(kept_cache_render, tmp_path, compression):
+    """Blender's module writes Blosc; the export re-encodes it (core/vdb_recompress.py) into the same grids."""
+    out = tmp_path / compression
+    proc = run_cli("export", "--cache", str(kept_cache_render / "cache"), "--out", str(out), "--frames", "2:6:4",
+                   "--compression", compression, "--nanovdb", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert [Path(p).name for p in result["vdb_files"]] == ["fire_0002.vdb", "fire_0006.vdb"]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
+    flag = "zip + active values" if compression == "zip" else "active values"
+    for path in map(Path, result["vdb_files"]):
+        blosc_twin = kept_cache_render / "vdb" / path.name  # the render wrote the same frame with the same settings
+        grids, compressions = _grid_listing(path)
+        reference_grids, reference_compressions = _grid_listing(blosc_twin)
+        assert grids == reference_grids and len(grids) >= 4
+        assert compressions == [f"file_compression: {flag}"] * len(reference_compressions) != []
+        got, expected = vdb_reference(path, tmp_path), vdb_reference(blosc_twin, tmp_path)
+        assert set(got) == set(expected)
+        for name, ref in expected.items():
+            assert got[name]["count"] == ref["count"] and got[name]["lo"] == ref["lo"], name
+            assert np.array_equal(got[name]["dense"], ref["dense"]), name
+        assert path.stat().st_size != blosc_twin.stat().st_size
+        assert path.stat().st_mode & 0o777 == blosc_twin.stat().st_mode & 0o777
+    # The .nvdb beside each file was converted from the re-encoded .vdb.
+    assert_nvdb_matches_vdb(Path(result["nanovdb_files"][-1]), Path(result["vdb_files"][-1]), tmp_path)
 
 
 def test_liquid_render_writes_nanovdb_level_sets(tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 from ..core.atomic import temp_path_for
 from ..core.nanovdb import convert_vdb_file
 from ..core.preset_model import Preset, check_export_supported
+from ..core.vdb_recompress import recompress_vdb
 from ..core.version import vdbforge_version
 from .cache_grids import DomainGeometry, pick_grid, read_gas_frame
 from .openvdb_import import import_openvdb
@@ -71,10 +72,13 @@ def asset_metadata(preset: Preset, params: dict, frame: int) -> dict[str, object
     }
 
 
-def write_vdb(vdb, path: Path, grids: list, metadata: dict) -> None:
-    """Blender's openvdb module always writes Blosc-compressed files; it exposes no other compression setting."""
+def write_vdb(vdb, path: Path, grids: list, metadata: dict, compression: str = "blosc") -> None:
+    """Blender's openvdb module always writes Blosc; for zip or none its file is re-encoded by core/vdb_recompress.py
+    before it is renamed onto `path`, so `path` only ever holds a finished file."""
     with temp_path_for(path) as tmp:
         vdb.write(str(tmp), grids, metadata=metadata)
+        if compression != "blosc":
+            recompress_vdb(tmp, tmp, compression)
 
 
 def write_nanovdb_beside(vdb, vdb_path: Path, preset: Preset) -> Path:
@@ -96,7 +100,7 @@ def write_frame(
         report.notices.append(f"frame {frame}: every grid is empty; no file written")
         return
     path = out_dir / f"{preset.id}_{frame:04d}.vdb"
-    write_vdb(vdb, path, grids, asset_metadata(preset, params, frame))
+    write_vdb(vdb, path, grids, asset_metadata(preset, params, frame), preset.export.compression)
     if preset.export.nanovdb:
         report.nanovdb_files.append(str(write_nanovdb_beside(vdb, path, preset)))
     report.files.append(str(path))

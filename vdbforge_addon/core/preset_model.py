@@ -10,7 +10,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from .errors import PresetError
 from .scoring_settings import ScoringSettings
 from .strict_model import Strict
 
@@ -170,11 +169,11 @@ class ExportSettings(Strict):
 
 
 def check_export_supported(export: ExportSettings) -> None:
-    """Settings the schema can express but Blender's bundled openvdb module cannot write."""
-    if export.compression != "blosc":
-        raise PresetError(
-            f"compression '{export.compression}' is not available: Blender's openvdb module writes Blosc only"
-        )
+    """Refuse settings the schema can express but the export cannot write; today there are none.
+
+    Blender's bundled openvdb module writes Blosc only, but Zip and none are re-encoded from its file by
+    core/vdb_recompress.py, so every compression is written. Callers keep calling this as the one place for refusals.
+    """
 
 
 class Tunable(Strict):

@@ -28,9 +28,9 @@ PRECISION_ITEMS = [
     ("float", "Float", "32-bit floats in the .vdb files"),
 ]
 COMPRESSION_ITEMS = [
-    ("blosc", "Blosc", "Blosc compression (the only one Blender's openvdb module writes)"),
-    ("zip", "Zip", "Zip compression (not available: Blender's openvdb module writes Blosc only)"),
-    ("none", "None", "No compression (not available: Blender's openvdb module writes Blosc only)"),
+    ("blosc", "Blosc", "Blosc compression, as Blender's openvdb module writes it (fast to read)"),
+    ("zip", "Zip", "Zip compression, re-encoded from the module's Blosc file (smallest; slower to read)"),
+    ("none", "None", "No compression, re-encoded from the module's Blosc file (fastest to read)"),
 ]
 CODEC_ITEMS = [
     ("zip", "Zip", "Zip-compressed NanoVDB files"),
