@@ -30,7 +30,7 @@ from .match_space import SearchSpace
 from .preset_model import Preset
 from .render_run import RenderOptions, build_render_job, resolve_render_preset
 from .worker_client import WorkerCommand, WorkerHandle
-from .worker_pool import run_steps, stop_workers
+from .worker_pool import PoolWorker, run_steps, stop_workers
 
 _PREVIEW_NAME = re.compile(r"f(\d+)_a(\d+)")
 
@@ -74,14 +74,6 @@ def sobol_points(dimensions: int, n: int, seed: int) -> list[list[float]]:
 
 
 @dataclass
-class Running:
-    index: int
-    stage: Path
-    handle: WorkerHandle
-    progress: str = ""
-
-
-@dataclass
 class DatasetState:
     total: int = 0
     ok: int = 0
@@ -117,7 +109,7 @@ class DatasetJob:
         # Resolving the settings up front turns bad --resolution / --frames values into an error before anything starts.
         self.description = fmt.describe_dataset(self.space, self._identity(), _now())
         self.records: dict[int, dict[str, Any]] = {}
-        self.running: dict[int, Running] = {}
+        self.running: dict[int, PoolWorker] = {}
         self.queue: list[int] = []
         self.state = DatasetState(total=settings.n)
         self.started = time.monotonic()
@@ -258,16 +250,8 @@ class DatasetJob:
             self._append_record(self._base_record(index) | _failure("invalid", str(exc)))
             self.finished_here += 1
             return
-        item = Running(index, stage, None)  # type: ignore[arg-type]
-
-        def on_message(message: dict[str, Any]) -> None:
-            if message.get("type") == "status":
-                item.progress = message.get("stage", "")
-
-        item.handle = WorkerHandle(
-            job, stage / "job.json", timeout=self.settings.timeout, on_message=on_message, command=self.command,
-            log_path=stage / "worker.log", extra_sys_path=self.extra_sys_path,
-        )  # fmt: skip
+        item = PoolWorker(index=index, stage=stage)
+        item.start(job, timeout=self.settings.timeout, command=self.command, extra_sys_path=self.extra_sys_path)
         self.running[index] = item
 
     def _base_record(self, index: int) -> dict[str, Any]:
@@ -280,7 +264,7 @@ class DatasetJob:
             "params": self.space.from_unit(self.dims, x),
         }
 
-    def _record(self, item: Running, outcome) -> None:
+    def _record(self, item: PoolWorker, outcome) -> None:
         self.finished_here += 1
         record = self._base_record(item.index)
         if not outcome.ok:

@@ -20,23 +20,19 @@ from .match_settings import AVOID_RISK, FAILED_SCORE, MatchSettings
 from .match_space import SearchSpace
 from .parameters import current_values, validate_preset
 from .render_run import RenderOptions, resolve_render_preset
-from .worker_client import WorkerCommand, WorkerHandle
-from .worker_pool import run_steps, stop_workers
+from .worker_client import WorkerCommand
+from .worker_pool import PoolWorker, run_steps, stop_workers
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@dataclass
-class Running:
-    index: int
+@dataclass(kw_only=True)
+class Running(PoolWorker):
     generation: int
     x: list[float]
     sim_params: dict[str, Any]
-    stage: Path
-    handle: WorkerHandle
-    progress: str = ""
 
 
 @dataclass
@@ -244,24 +240,10 @@ class MatchController:
             "fit_size": s.fit_size,
             "fit_samples": s.fit_samples,
             "render_start": self.render_start,
+            "snapshot": s.snapshots,
         }
-        item = Running(index, self.generation, list(x), sim_params, stage, None)  # type: ignore[arg-type]
-
-        def on_message(message: dict[str, Any]) -> None:
-            if message.get("type") == "status":
-                item.progress = message.get("stage", "")
-            elif message.get("type") == "progress":
-                item.progress = f"{message['stage']} {message['done']}/{message['total']}"
-
-        item.handle = WorkerHandle(
-            job,
-            stage / "job.json",
-            timeout=s.timeout,
-            on_message=on_message,
-            command=self.command,
-            log_path=stage / "worker.log",
-            extra_sys_path=self.extra_sys_path,
-        )
+        item = Running(index=index, stage=stage, generation=self.generation, x=list(x), sim_params=sim_params)
+        item.start(job, timeout=s.timeout, command=self.command, extra_sys_path=self.extra_sys_path)
         self.running[index] = item
 
     def _record(self, item: Running, outcome) -> None:

@@ -6,7 +6,40 @@ import shutil
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from .worker_client import WorkerCommand, WorkerHandle
+
+
+@dataclass(kw_only=True)
+class PoolWorker:
+    """One worker of a pool: the item it works on, its staging folder, its process, and its last progress line."""
+
+    index: int
+    stage: Path
+    handle: WorkerHandle | None = None
+    progress: str = ""
+
+    def start(
+        self,
+        job: dict[str, Any],
+        *,
+        timeout: float | None,
+        command: WorkerCommand | None,
+        extra_sys_path: list[str] | None,
+    ) -> None:
+        self.handle = WorkerHandle(
+            job, self.stage / "job.json", timeout=timeout, on_message=self._on_message, command=command,
+            log_path=self.stage / "worker.log", extra_sys_path=extra_sys_path,
+        )  # fmt: skip
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "status":
+            self.progress = message.get("stage", "")
+        elif message.get("type") == "progress":
+            self.progress = f"{message['stage']} {message['done']}/{message['total']}"
 
 
 def run_steps(
