@@ -35,7 +35,7 @@ def reference(tmp_path_factory) -> Path:
 def full_run(reference, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("match") / "run"
     proc = run_cli("match", "--preset", "smoke_plume", "--reference", str(reference), "--out", str(out), *MATCH,
-                   "--json", timeout=900)  # fmt: skip
+                   "--snapshots", "--json", timeout=900)  # fmt: skip
     return out, proc
 
 
@@ -64,7 +64,9 @@ def test_match_writes_the_run_and_best_reproduces_its_render(full_run, tmp_path)
     assert history[0]["x"] == pytest.approx(json.loads((run / "run.json").read_text())["init"]["x"])
     config = json.loads((run / "run.json").read_text())
     assert config["references"] == ["references/ref_00.png"] and (run / config["references"][0]).is_file()
-    assert sorted(p.name for p in (run / "best").iterdir()) == ["nvdb", "preset.json", "preview", "score.json", "vdb"]
+    assert sorted(p.name for p in (run / "best").iterdir()) == [
+        "nvdb", "preset.json", "preview", "scene.blend", "score.json", "vdb"]  # fmt: skip
+    assert all((run / e["candidate"] / "scene.blend").is_file() for e in history.values())
     assert len(list((run / "best" / "nvdb").glob("*.nvdb"))) == 8
     html = (run / "report.html").read_text()
     assert html.count('src="data:image/') >= 3 and "http://" not in html.replace("http://www.w3.org", "")

@@ -55,6 +55,7 @@ score.text_target = ""
 score.references.add().filepath = str(images[1])
 it = props.iterate
 it.budget, it.population, it.workers, it.inner_budget, it.threshold = 2, 2, 2, 1, 1.0
+it.snapshots = True
 props.frame_end = 6
 facts["match"] = run(bpy.ops.vdbforge.match_run)
 facts["iterate"] = [it.running, it.progress, it.best_score, it.status_text, bool(bpy.data.images.get(it.best_image))]
@@ -70,6 +71,14 @@ for item in props.tunables:
         item.value = 0.01
 facts["apply_best"] = run(bpy.ops.vdbforge.match_apply_best)
 facts["applied_vorticity"] = next(t.value for t in props.tunables if t.path == "domain.vorticity")
+scenes_before = [s.name for s in bpy.data.scenes]
+facts["open_snapshot"] = run(bpy.ops.vdbforge.match_open_snapshot)
+added = [s for s in bpy.data.scenes if s.name not in scenes_before]
+domain = next((o for s in added for o in s.objects if o.name.startswith("VDBForge_Domain")), None)
+facts["snapshot_scene"] = [s.name for s in added]
+facts["snapshot_cache"] = domain.modifiers["Fluid"].domain_settings.cache_directory if domain else None
+facts["snapshot_volumes"] = [bpy.path.abspath(v.filepath) for v in bpy.data.volumes]
+facts["snapshot_files"] = sorted(p.name for p in (run_dir / "best").iterdir())
 bpy.ops.preferences.addon_disable(module=MODULE)
 facts["classes_after"] = [n for n in dir(bpy.types) if n.startswith(("VDBFORGE_", "VDBForge"))]
 print(PREFIX + json.dumps(facts), flush=True)
@@ -105,6 +114,10 @@ def test_references_and_score_panel_without_torch(extension_zip: Path, tmp_path:
     assert kind == "RuntimeError" and "text target needs CLIP" in message
 
     assert facts["match"] == ["FINISHED"], facts["match"]
+    assert facts["open_snapshot"] == ["FINISHED"], facts["open_snapshot"]
+    assert facts["snapshot_scene"] == [f"VDBForge best #{0}"] and "scene.blend" in facts["snapshot_files"]
+    assert facts["snapshot_cache"] and facts["snapshot_cache"].endswith("best/cache"), facts["snapshot_cache"]
+    assert facts["snapshot_volumes"] and all(Path(v).is_file() for v in facts["snapshot_volumes"]), facts
     running, progress, best_score, status, has_image = facts["iterate"]
     # The reference is one of the default preset's own previews: the first candidate (the preset's values) renders
     # it exactly, scores 1.0 and stops the run at its threshold, cancelling the candidate in flight.

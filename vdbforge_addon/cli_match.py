@@ -47,6 +47,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="where the search starts: the preset's values, the best past runs of this preset (technique memory), or "
         "the image → parameters model's prediction (vdbforge train); default: inverse when a model exists",
     )  # fmt: skip
+    match.add_argument(
+        "--snapshots", action="store_true", help="save each candidate's Blender scene as candidates/NNNN/scene.blend"
+    )
     match.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     match.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -63,6 +66,7 @@ def _settings(args: argparse.Namespace) -> MatchSettings:
     if args.preview_frames:
         fields["preview_frames"] = parse_frame_list(args.preview_frames)
     fields["allow_missing_weights"] = args.allow_missing_weights
+    fields["snapshots"] = args.snapshots
     try:
         return MatchSettings(**fields)
     except ValueError as exc:

@@ -24,6 +24,7 @@ from ..core.scoring_settings import ScoringSettings
 from .pipeline import BakedAsset, bake_and_export, choose_preview_frames, preview_bounds, render_preview_set
 from .preview_rig import rig_angles
 from .scene_reset import reset_to_empty_scene
+from .scene_snapshot import save_snapshot
 
 
 def _sized(preset: Preset, longest: int, samples: int, views: list[tuple[float, float]] | None = None) -> Preset:
@@ -131,6 +132,8 @@ def run_evaluate_job(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     final_preset = scorer.preset_for(fitted_values)
     final = scorer.render_and_score(final_preset, frames, out_dir / "preview")
     timings["render"] = time.perf_counter() - t
+    if job.get("snapshot"):
+        save_snapshot(out_dir)
     if not job.get("keep_fit_images"):
         shutil.rmtree(scorer.work, ignore_errors=True)
     shutil.rmtree(cache_dir, ignore_errors=True)

@@ -19,6 +19,7 @@ from .errors import VDBForgeError
 
 FORMAT = 1
 CANDIDATE_STAGING = ".staging-"
+SNAPSHOT = "scene.blend"  # written by the worker when the run's settings ask for snapshots
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -137,6 +138,8 @@ class RunDir:
                 if (candidate / name).is_dir():
                     # Hard links: best/ shares the candidate's files instead of copying hundreds of MB.
                     shutil.copytree(candidate / name, stage / name, copy_function=_link_or_copy)
+            if (candidate / SNAPSHOT).is_file():
+                _link_or_copy(candidate / SNAPSHOT, stage / SNAPSHOT)
             write_json(stage / "preset.json", preset)
             write_json(stage / "score.json", score)
             # Items of an older best that this one lacks (e.g. nvdb/) must not survive the swap.

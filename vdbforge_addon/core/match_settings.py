@@ -37,3 +37,4 @@ class MatchSettings(Strict):
     angles: int | None = Field(None, ge=1, le=16)
     timeout: float = Field(3600.0, gt=0.0, description="seconds per candidate")
     allow_missing_weights: bool = False
+    snapshots: bool = Field(False, description="save each candidate's Blender scene as candidates/NNNN/scene.blend")

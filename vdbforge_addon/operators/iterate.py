@@ -10,9 +10,10 @@ from pathlib import Path
 
 import bpy
 
+from ..blender.scene_snapshot import append_snapshot_scene
 from ..core.errors import PresetError, VDBForgeError
 from ..core.match_controller import MatchController
-from ..core.match_run import RunDir
+from ..core.match_run import SNAPSHOT, RunDir
 from ..core.match_session import MatchSession
 from ..core.match_settings import MatchSettings
 from ..core.match_setup import new_run
@@ -47,6 +48,7 @@ def start_match(context: bpy.types.Context) -> MatchSession:
         frames=(props.frame_start, props.frame_end),
         angles=props.angles,
         allow_missing_weights=score.allow_missing_weights,
+        snapshots=it.snapshots,
     )
     weights = {m: w for m, w in score.weights().items() if w > 0} or {"ssim": 1.0}
     scoring = ScoringSettings.model_validate({**preset.scoring.model_dump(), "weights": weights})
@@ -164,4 +166,34 @@ class VDBFORGE_OT_match_save_best(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (VDBFORGE_OT_match_run, VDBFORGE_OT_match_apply_best, VDBFORGE_OT_match_save_best)
+class VDBFORGE_OT_match_open_snapshot(bpy.types.Operator):
+    """Add the best candidate's saved scene to this file as a new scene and switch to it; your scene stays as it is"""
+
+    bl_idname = "vdbforge.match_open_snapshot"
+    bl_label = "Open Best Snapshot"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        run_dir = context.scene.vdbforge.iterate.run_dir
+        path = Path(run_dir) / "best" / SNAPSHOT if run_dir else None
+        if path is None or not path.is_file():
+            self.report({"ERROR"}, "no best snapshot: run a match with Snapshots on")
+            return {"CANCELLED"}
+        try:
+            score = json.loads((path.parent / "score.json").read_text(encoding="utf-8"))
+            scene = append_snapshot_scene(path, f"VDBForge best #{score.get('index', '?')}")
+        except (OSError, ValueError, VDBForgeError) as exc:
+            self.report({"ERROR"}, f"cannot open {path}: {exc}")
+            return {"CANCELLED"}
+        if context.window is not None:
+            context.window.scene = scene
+        self.report({"INFO"}, f"Added scene '{scene.name}' from {path}")
+        return {"FINISHED"}
+
+
+classes = (
+    VDBFORGE_OT_match_run,
+    VDBFORGE_OT_match_apply_best,
+    VDBFORGE_OT_match_save_best,
+    VDBFORGE_OT_match_open_snapshot,
+)

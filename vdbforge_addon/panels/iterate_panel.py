@@ -31,6 +31,11 @@ class VDBForgeIterateProperties(bpy.types.PropertyGroup):
         name="Stop At", description="Stop once a candidate scores this much", default=0.97, min=0, max=1
     )
     seed: IntProperty(name="Seed", default=0, min=0)
+    snapshots: BoolProperty(
+        name="Snapshots",
+        description="Save each candidate's scene (.blend) in the run folder, to step back to it later",
+        default=False,
+    )
     running: BoolProperty(name="Running", default=False)
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     status_text: StringProperty(name="Status")
@@ -52,6 +57,7 @@ class VDBFORGE_PT_iterate(SidebarSubPanel, bpy.types.Panel):
         for name in ("budget", "population", "workers", "inner_budget", "threshold", "seed"):
             col.prop(it, name)
         layout.prop(it, "optimizer", expand=True)
+        layout.prop(it, "snapshots")
         score = props.score
         if not score.references and not score.text_target.strip():
             layout.label(text="Add a reference or text in References & Score", icon="INFO")
@@ -71,6 +77,7 @@ class VDBFORGE_PT_iterate(SidebarSubPanel, bpy.types.Panel):
             row = layout.row(align=True)
             row.operator("vdbforge.match_apply_best", icon="CHECKMARK")
             row.operator("vdbforge.match_save_best", icon="ADD")
+            layout.operator("vdbforge.match_open_snapshot", icon="SCENE_DATA")
             layout.label(text=it.run_dir, icon="FILE_FOLDER")
 
 
