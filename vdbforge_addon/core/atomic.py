@@ -13,11 +13,23 @@ from pathlib import Path
 from .errors import OutputError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates owner-only files; what we publish gets the mode a plain open() would give (0666 minus the umask).
+# Read once at import: os.umask can only be read by setting it, which is not safe once threads are running.
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -284,5 +284,5 @@ def recompress_vdb(src: Path, dst: Path, compression: Compression) -> None:
     except VDBForgeError as exc:  # VDBFormatError and BloscError: say which file
         raise VDBFormatError(f"cannot recompress '{src}': {exc}") from None
     write_bytes(dst, out)
-    # write_bytes' temporary file is private (0600); the re-encoded file gets the permissions the source had.
+    # A re-encoded file replaces the module's output in place of it, so it keeps the permissions that one had.
     os.chmod(dst, mode)
