@@ -140,6 +140,11 @@ def add_force_field(index: int, field: ForceField, collection: bpy.types.Collect
         obj.field.size = field.size
         obj.field.noise = field.noise
         obj.field.seed = field.seed
+    obj.field.shape = field.shape.upper()
+    obj.field.z_direction = field.z_direction.upper()
+    if field.max_distance is not None:
+        obj.field.use_max_distance = True
+        obj.field.distance_max = field.max_distance
     return obj
 
 

@@ -101,6 +101,11 @@ class ForceField(Strict):
     size: float = Field(1.0, ge=0.0, le=100.0)
     noise: float = Field(0.0, ge=0.0, le=100.0)
     seed: int = Field(1, ge=1, le=128)
+    # Where a field acts, so one field can shape one region (an anvil under the ceiling, a disk's hollow core)
+    # without pushing the rest; the defaults are Blender's, so presets without these bake as before.
+    shape: Literal["point", "line", "plane"] = Field("point", description="line: radial from the field's z axis")
+    z_direction: Literal["both", "positive", "negative"] = Field("both", description="positive: only above the field")
+    max_distance: float | None = Field(None, gt=0.0, le=1000.0, description="no effect beyond this (m)")
 
 
 class Material(Strict):
