@@ -80,6 +80,11 @@ def _explosion():
             "bound 9000 is outside what the setting allows",
         ),
         (lambda d: d["domain"].update(frame_start=20, frame_end=10), "frame_end (10) is before frame_start (20)"),
+        (lambda d: d.update(force_fields=[{"shape": "donut"}]), "force_fields.0.shape: Input should be"),
+        (
+            lambda d: d.update(force_fields=[{"max_distance": 0}]),
+            "force_fields.0.max_distance: Input should be greater",
+        ),
     ],
 )
 def test_bad_presets_fail_with_one_line_naming_the_key(tmp_path, mutate, expected):
