@@ -43,6 +43,14 @@ def cli(*args: str) -> dict:
     return json.loads(proc.stdout)
 
 
+def render(*args: str) -> dict:
+    """`vdbforge render`; a render that fails must stop the benchmark, not pass for a similarity of 0."""
+    result = cli("render", *args)
+    if not result.get("ok"):
+        raise SystemExit(f"bench_match: render {' '.join(args[:2])} failed: {result.get('error')}")
+    return result
+
+
 def subject_similarity(a_path: Path, b_path: Path) -> tuple[float, float]:
     """(blurred SSIM inside the union of the subject boxes, subject-mask IoU)."""
     import torch
@@ -82,7 +90,7 @@ def run_case(preset_id: str, args: argparse.Namespace, rng: np.random.Generator,
     bake = ["--resolution", str(args.resolution), "--frames", args.frames, "--angles", "1"]
     sets = [a for path, value in truth.items() for a in ("--set", f"{path}={value}")]
     ref_dir = out / "reference"
-    cli("render", "--preset", preset_id, "--out", str(ref_dir), *bake, "--preview-frames", str(args.frame), *sets)
+    render("--preset", preset_id, "--out", str(ref_dir), *bake, "--preview-frames", str(args.frame), *sets)
     reference = ref_dir / "preview" / f"f{args.frame:04d}_a00.png"
     frames = f"{max(1, args.frame - 2)}:{args.frame + 2}:2"
 
@@ -91,8 +99,7 @@ def run_case(preset_id: str, args: argparse.Namespace, rng: np.random.Generator,
         direction = rng.normal(size=len(truth_x))
         x = np.clip(np.asarray(truth_x) + 0.01 * direction / np.linalg.norm(direction), 0, 1).tolist()
         nudged = [a for p, v in space.from_unit(space.simulation, x).items() for a in ("--set", f"{p}={v}")]
-        cli("render", "--preset", preset_id, "--out", str(out / f"nudge{k}"), *bake, "--preview-frames", frames,
-            *nudged)  # fmt: skip
+        render("--preset", preset_id, "--out", str(out / f"nudge{k}"), *bake, "--preview-frames", frames, *nudged)
         ceiling.append(best_over_frames(out / f"nudge{k}", reference)[0])
 
     row = {"case": preset_id, "family": space.preset.family, "ceiling": statistics.median(ceiling) if ceiling else 1}
@@ -107,7 +114,7 @@ def run_case(preset_id: str, args: argparse.Namespace, rng: np.random.Generator,
         if not summary.get("best"):
             row[optimizer] = {"similarity": 0.0, "iou": 0.0, "param_error": 1.0, "wall": wall}
             continue
-        cli("render", "--preset", str(Path(summary["best"]) / "preset.json"), "--out", str(run / "rerender"))
+        render("--preset", str(Path(summary["best"]) / "preset.json"), "--out", str(run / "rerender"))
         similarity, iou = best_over_frames(run / "rerender", reference)
         history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
         best = max(history, key=lambda e: e["score"])
