@@ -134,6 +134,6 @@ def test_ctrl_c_cancels_between_steps_never_inside_one():
 
     loop = Loop()
     before = signal.getsignal(signal.SIGINT)
-    state = run_steps(loop.step, interval=30.0, cancel=loop.cancel)
+    state = run_steps(loop.step, interval=0.05, cancel=loop.cancel)
     assert state.finished and events == ["step", "step done", "cancel", "step", "step done"]
     assert signal.getsignal(signal.SIGINT) is before

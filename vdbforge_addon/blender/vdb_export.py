@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core.atomic import temp_path_for
 from ..core.nanovdb import convert_vdb_file
-from ..core.preset_model import Preset, check_export_supported
+from ..core.preset_model import Preset
 from ..core.vdb_recompress import recompress_vdb
 from ..core.version import vdbforge_version
 from .cache_grids import DomainGeometry, pick_grid, read_gas_frame
@@ -118,7 +118,6 @@ def export_gas_frames(
     on_progress: ProgressFn | None = None,
 ) -> ExportReport:
     """One `.vdb` per frame holding the preset's export grids; empty grids are skipped with a notice."""
-    check_export_supported(preset.export)
     vdb = import_openvdb()
     geometry = DomainGeometry.from_domain(preset.domain)
     upres = preset.domain.noise.upres if preset.domain.noise.enabled else 1

@@ -9,7 +9,6 @@ from typing import Any
 
 from .errors import VDBForgeError
 from .parameters import validate_preset
-from .preset_model import check_export_supported
 from .staged_run import run_staged_job
 from .worker_client import OnMessage, WorkerCommand
 
@@ -35,7 +34,6 @@ def run_export(
     data = json.loads(preset_file.read_text(encoding="utf-8"))
     data["export"] = {**data.get("export", {}), **export}
     preset = validate_preset(data, "export settings")
-    check_export_supported(preset.export)
 
     def make_job(stage: Path) -> dict[str, Any]:
         return {

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from .errors import PresetError, VDBForgeError
 from .export_run import CACHE_PRESET_FILE
 from .parameters import format_validation_error, validate_preset
-from .preset_model import MAX_FRAMES, ExportSettings, check_export_supported
+from .preset_model import MAX_FRAMES, ExportSettings
 from .worker_client import WorkerCommand
 from .worker_session import SessionState, StagedWorker, run_until_done
 
@@ -61,11 +61,9 @@ def export_overrides(
 def settings_problem(overrides: dict[str, Any]) -> str:
     """Why these export settings cannot be written, in one line, or "" when they can (cheap: for panels to show)."""
     try:
-        check_export_supported(ExportSettings.model_validate(overrides))
+        ExportSettings.model_validate(overrides)
     except ValidationError as exc:
         return format_validation_error(exc, "export settings")
-    except VDBForgeError as exc:
-        return str(exc)
     return ""
 
 
@@ -117,7 +115,6 @@ class ExportSession:
         self.cache, data = read_cache_preset(cache)
         data["export"] = {**data.get("export", {}), **export}
         self.preset = validate_preset(data, "export settings")
-        check_export_supported(self.preset.export)
         self.frames = check_frames(frames)
         self.state = SessionState(message="starting the worker")
         job = {

@@ -173,14 +173,6 @@ class ExportSettings(Strict):
     tolerance: float | None = Field(None, gt=0.0, le=1000.0, description="FpN: largest absolute error per voxel")
 
 
-def check_export_supported(export: ExportSettings) -> None:
-    """Refuse settings the schema can express but the export cannot write; today there are none.
-
-    Blender's bundled openvdb module writes Blosc only, but Zip and none are re-encoded from its file by
-    core/vdb_recompress.py, so every compression is written. Callers keep calling this as the one place for refusals.
-    """
-
-
 class Tunable(Strict):
     path: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*(\.([a-z_][a-z0-9_]*|[0-9]{1,3}))*$")]
     stage: Literal["simulation", "render"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import PresetError
 from .parameters import apply_overrides, current_values, validate_preset
-from .preset_model import MAX_FRAMES, MAX_RESOLUTION, Preset, check_export_supported
+from .preset_model import MAX_FRAMES, MAX_RESOLUTION, Preset
 from .staged_run import run_staged_job
 from .worker_client import OnMessage, WorkerCommand, WorkerHandle
 
@@ -102,7 +102,6 @@ def resolve_render_preset(preset: Preset, options: RenderOptions) -> Preset:
         scale = options.preview_size / max(rig["width"], rig["height"])
         rig["width"], rig["height"] = (max(16, round(rig[k] * scale)) for k in ("width", "height"))
     resolved = validate_preset(data, f"preset '{preset.id}'")
-    check_export_supported(resolved.export)
     return resolved
 
 

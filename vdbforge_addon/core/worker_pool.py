@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,15 +54,18 @@ def run_steps(
     With `cancel`, Ctrl-C (SIGINT) cancels. The handler only raises a flag and `cancel()` runs between steps: run
     from inside the handler it could interrupt a half-done launch, whose worker would then start after the cancel
     and leave its staging folder behind."""
-    interrupted = threading.Event()
+    # A plain list, not a threading.Event: Event.set() from a handler can deadlock on the lock its own wait() holds.
+    interrupted: list[bool] = []
     previous = None
     if cancel is not None and threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
         while not (state := step()).finished:
             if on_update:
                 on_update(state)
-            if interrupted.wait(interval):
+            if not interrupted:
+                time.sleep(interval)
+            if interrupted:
                 cancel()  # type: ignore[misc]
                 state = step()
                 break
