@@ -41,6 +41,16 @@ def frame_nbytes(frame: bytes | memoryview) -> int:
     return HEADER.unpack_from(frame)[4]
 
 
+def _extended_length(src: bytes, i: int, length: int) -> tuple[int, int]:
+    """A 15 in a token's nibble continues in bytes of 255 until one is smaller; returns the length and next index."""
+    while True:
+        b = src[i]
+        i += 1
+        length += b
+        if b != 255:
+            return length, i
+
+
 def lz4_block_decode(src: bytes, size: int) -> bytes:
     """Decode one raw LZ4 block (no frame) that must inflate to exactly `size` bytes."""
     out = bytearray()
@@ -52,12 +62,7 @@ def lz4_block_decode(src: bytes, size: int) -> bytes:
             i += 1
             lit = token >> 4
             if lit == 15:
-                while True:
-                    b = src[i]
-                    i += 1
-                    lit += b
-                    if b != 255:
-                        break
+                lit, i = _extended_length(src, i, lit)
             if lit:
                 if i + lit > n:
                     raise BloscError("LZ4 literal run runs past the end of its block")
@@ -69,12 +74,7 @@ def lz4_block_decode(src: bytes, size: int) -> bytes:
             i += 2
             length = token & 15
             if length == 15:
-                while True:
-                    b = src[i]
-                    i += 1
-                    length += b
-                    if b != 255:
-                        break
+                length, i = _extended_length(src, i, length)
             length += 4
             start = len(out) - offset
             if offset == 0 or start < 0:
