@@ -40,6 +40,14 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one line and fsync it: a kill loses at most this line, torn (readers skip or repair a torn last line)."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 

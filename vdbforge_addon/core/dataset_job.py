@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from . import dataset_format as fmt
-from .atomic import check_writable_dir, write_json, write_text
+from .atomic import append_line, check_writable_dir, write_json, write_text
 from .errors import VDBForgeError
 from .match_space import SearchSpace
 from .preset_model import Preset
 from .render_run import RenderOptions, build_render_job, resolve_render_preset
 from .worker_client import WorkerCommand, WorkerHandle
-from .worker_pool import PoolWorker, run_steps, stop_workers
+from .worker_pool import PoolWorker, collect_finished, stop_workers
 
 _PREVIEW_NAME = re.compile(r"f(\d+)_a(\d+)")
 
@@ -147,6 +147,11 @@ class DatasetJob:
             "keep_bakes": self.settings.keep_bakes,
         }
 
+    def pending(self, records: dict[int, dict[str, Any]]) -> list[int]:
+        """Sample indices still to do: not recorded yet, or recorded as failed when --retry-failed asks again."""
+        done = {i for i, r in records.items() if r["status"] == "ok" or not self.settings.retry_failed}
+        return [i for i in range(self.settings.n) if i not in done]
+
     # ---- opening and resuming -------------------------------------------------------------------------------------
     def check_existing(self) -> None:
         """Raise if DIR holds a dataset this command would not continue (read-only: safe for --dry-run)."""
@@ -173,8 +178,7 @@ class DatasetJob:
             shutil.rmtree(stage, ignore_errors=True)  # samples in flight when the job was killed: redone
         self.records = fmt.read_index(self.folder)
         self._recover_orphans(samples)
-        skip = {i for i, r in self.records.items() if r["status"] == "ok" or not self.settings.retry_failed}
-        self.queue = [i for i in range(self.settings.n) if i not in skip]
+        self.queue = self.pending(self.records)
         self._update_state()
 
     def _repair_index(self) -> None:
@@ -206,20 +210,14 @@ class DatasetJob:
     def step(self) -> DatasetState:
         if self.state.finished:
             return self.state
-        for index, item in list(self.running.items()):
-            outcome = item.handle.poll()
-            if outcome is not None:
-                del self.running[index]
-                self._record(item, outcome)
+        for item, outcome in collect_finished(self.running):
+            self._record(item, outcome)
         while self.queue and len(self.running) < self.settings.workers and not self.cancelled:
             self._launch(self.queue.pop(0))
         if not self.queue and not self.running:
             self.state.finished = True
         self._update_state()
         return self.state
-
-    def run_blocking(self, on_update=None, interval: float = 0.2) -> DatasetState:
-        return run_steps(self.step, on_update, interval)
 
     def cancel(self) -> None:
         """Stop every worker now; finished samples stay, those in flight are redone by the next run."""
@@ -237,7 +235,7 @@ class DatasetJob:
         remaining = len(self.queue) + len(self.running)
         if self.finished_here:
             self.state.eta = self.state.elapsed / self.finished_here * remaining
-        self.state.running = [f"#{r.index} {r.progress}".strip() for r in self.running.values()]
+        self.state.running = [r.label for r in self.running.values()]
 
     # ---- one sample -----------------------------------------------------------------------------------------------
     def _launch(self, index: int) -> None:
@@ -313,10 +311,7 @@ class DatasetJob:
         self.records[record["index"]] = record
 
     def _append_line(self, line: str) -> None:
-        with open(self.folder / fmt.INDEX_FILE, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_line(self.folder / fmt.INDEX_FILE, line)
 
 
 def _failure(kind: str, message: str, failure: dict | None = None, seconds: float = 0.0) -> dict[str, Any]:
@@ -367,14 +362,13 @@ def plan_for(job: DatasetJob) -> dict[str, Any]:
     """What a run would do, read from DIR without writing to it."""
     job.check_existing()
     records = fmt.read_index(job.folder) if (job.folder / fmt.INDEX_FILE).is_file() else {}
-    skip = {i for i, r in records.items() if r["status"] == "ok" or not job.settings.retry_failed}
-    job.queue = [i for i in range(job.settings.n) if i not in skip]
+    job.queue = job.pending(records)
     return {
         "preset": job.space.preset.id,
         "simulation": job.space.simulation_paths,
         "render": job.space.render_paths,
         "settings": job.description["settings"],
-        "finished": len([i for i in range(job.settings.n) if i in skip]),
+        "finished": job.settings.n - len(job.queue),
         "pending": len(job.queue),
         "workers": job.settings.workers,
     }

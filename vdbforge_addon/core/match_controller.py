@@ -21,7 +21,7 @@ from .match_space import SearchSpace
 from .parameters import current_values, validate_preset
 from .render_run import RenderOptions, resolve_render_preset
 from .worker_client import WorkerCommand
-from .worker_pool import PoolWorker, run_steps, stop_workers
+from .worker_pool import PoolWorker, collect_finished, stop_workers
 
 
 def _now() -> str:
@@ -88,11 +88,8 @@ class MatchController:
         """Advance without blocking: collect finished workers, tell finished generations, launch queued candidates."""
         if self.state.finished:
             return self.state
-        for index, item in list(self.running.items()):
-            outcome = item.handle.poll()
-            if outcome is not None:
-                del self.running[index]
-                self._record(item, outcome)
+        for item, outcome in collect_finished(self.running):
+            self._record(item, outcome)
         if self._should_stop():
             return self._finish()
         if not self.queue and not self.running:
@@ -106,11 +103,8 @@ class MatchController:
             self._launch(index, x)
         if not self.queue and not self.running and self._evaluations() >= self.budget:
             return self._finish()
-        self.state.running = [f"#{r.index} {r.progress}".strip() for r in self.running.values()]
+        self.state.running = [r.label for r in self.running.values()]
         return self.state
-
-    def run_blocking(self, on_update=None, interval: float = 0.2) -> MatchState:
-        return run_steps(self.step, on_update, interval)
 
     def cancel(self) -> None:
         """Stop every worker now; finished evaluations stay in history, in-flight ones are redone on --resume."""
@@ -199,19 +193,16 @@ class MatchController:
 
     # ---- one candidate --------------------------------------------------------------------------------------------
     def _crash_risk(self, x: list[float]) -> float:
-        """Like technique_memory.failure_risk, but from the crash cells frozen into run.json at the start."""
-        from .technique_memory import NEIGHBOUR_WEIGHT, region_of
+        """technique_memory's failure risk, from the crash cells frozen into run.json at the start."""
+        from .technique_memory import region_of, risk_near
 
-        cell, n = region_of(x), 0.0
-        for entry in self.config.get("crash_regions", []):
-            distance = max(abs(a - b) for a, b in zip(entry["region"], cell, strict=True))
-            n += entry["count"] if distance == 0 else entry["count"] * NEIGHBOUR_WEIGHT if distance == 1 else 0.0
-        return 1.0 - 0.5**n
+        return risk_near(region_of(x), ((e["region"], e["count"]) for e in self.config.get("crash_regions", [])))
 
     def _launch(self, index: int, x: list[float]) -> None:
         sim_params = self.space.from_unit(self.space.simulation, x) if self.space.simulation else {}
-        if x and self._crash_risk(x) >= AVOID_RISK:
-            self._record_avoided(index, x, sim_params)
+        risk = self._crash_risk(x) if x else 0.0
+        if risk >= AVOID_RISK:
+            self._record_avoided(index, x, sim_params, risk)
             return
         s = self.settings
         options = RenderOptions(
@@ -291,14 +282,14 @@ class MatchController:
             f" ({entry['error']['message']})" if entry["error"] else ""
         )
 
-    def _record_avoided(self, index: int, x: list[float], sim_params: dict[str, Any]) -> None:
+    def _record_avoided(self, index: int, x: list[float], sim_params: dict[str, Any], risk: float) -> None:
         """A candidate where past bakes of this preset crashed repeatedly is not baked: it gets the penalty, so the
         search moves away, and costs an evaluation but no bake time."""
         entry = {
             "index": index, "generation": self.generation, "candidate": None, "status": "avoided",
             "sim_params": sim_params, "render_params": {}, "x": list(x), "score": FAILED_SCORE, "breakdown": None,
             "inner": None, "previews": [], "timings": {"total": 0.0}, "best_frame": None, "best_angle": None,
-            "error": {"kind": "avoided", "message": f"known crash region (risk {self._crash_risk(x):.2f})",
+            "error": {"kind": "avoided", "message": f"known crash region (risk {risk:.2f})",
                       "file": None, "line": None},
             "best_so_far": self.state.best_score, "finished": _now(),
         }  # fmt: skip

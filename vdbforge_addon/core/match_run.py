@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .atomic import check_writable_dir, staged_dir, write_json
+from .atomic import append_line, check_writable_dir, staged_dir, write_json
 from .errors import VDBForgeError
 
 FORMAT = 1
@@ -85,11 +85,7 @@ class RunDir:
         return [self.path / p for p in config.get("references", [])]
 
     def append_history(self, entry: dict[str, Any]) -> None:
-        line = json.dumps(entry, sort_keys=True) + "\n"
-        with open(self.history_file, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_line(self.history_file, json.dumps(entry, sort_keys=True))
 
     def read_history(self) -> list[dict[str, Any]]:
         """Every complete line; a line torn by a kill mid-write is ignored (and its evaluation is redone)."""

@@ -19,7 +19,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -295,9 +295,14 @@ def failure_risk(preset_id: str, space_paths: list[str], x: list[float]) -> floa
             "SELECT region, SUM(count) FROM failures WHERE preset_id = ? AND space_key = ? GROUP BY region",
             (preset_id, key),
         ).fetchall()
+    return risk_near(cell, ((json.loads(region), count) for region, count in rows))
+
+
+def risk_near(cell: Sequence[int], crashes: Iterable[tuple[Sequence[int], float]]) -> float:
+    """1 − ½^n, n = crashes counted in `cell` plus NEIGHBOUR_WEIGHT of those in adjacent cells."""
     n = 0.0
-    for region_json, count in rows:
-        distance = max(abs(a - b) for a, b in zip(json.loads(region_json), cell, strict=True))
+    for region, count in crashes:
+        distance = max(abs(a - b) for a, b in zip(region, cell, strict=True))
         n += count if distance == 0 else count * NEIGHBOUR_WEIGHT if distance == 1 else 0.0
     return 1.0 - 0.5**n
 

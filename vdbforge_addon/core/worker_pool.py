@@ -36,11 +36,27 @@ class PoolWorker:
             log_path=self.stage / "worker.log", extra_sys_path=extra_sys_path,
         )  # fmt: skip
 
+    @property
+    def label(self) -> str:
+        """'#index stage done/total', as the panels and the terminal list running workers."""
+        return f"#{self.index} {self.progress}".strip()
+
     def _on_message(self, message: dict[str, Any]) -> None:
         if message.get("type") == "status":
             self.progress = message.get("stage", "")
         elif message.get("type") == "progress":
             self.progress = f"{message['stage']} {message['done']}/{message['total']}"
+
+
+def collect_finished(running: dict[int, Any]) -> list[tuple[Any, Any]]:
+    """(worker, outcome) of every worker in `running` whose process has ended; those leave `running`."""
+    finished = []
+    for index, item in list(running.items()):
+        outcome = item.handle.poll()
+        if outcome is not None:
+            del running[index]
+            finished.append((item, outcome))
+    return finished
 
 
 def run_steps(
