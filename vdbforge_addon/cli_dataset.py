@@ -73,7 +73,7 @@ def _clock(seconds: float | None) -> str:
     )
 
 
-def _progress(as_json: bool):
+def _progress():
     tty = sys.stderr.isatty()
     seen = {"message": "", "width": 0}
 
@@ -100,7 +100,7 @@ def cmd_dataset(args: argparse.Namespace, command=None) -> int:
     if args.dry_run:
         return _dry_run(job, args.json)
     job.open()
-    state = run_steps(job.step, _progress(args.json), cancel=job.cancel)
+    state = run_steps(job.step, _progress(), cancel=job.cancel)
     summary = {"ok": state.ok > 0 and not state.cancelled, "dataset": str(job.folder), "samples": state.total,
                "succeeded": state.ok, "failed": state.failed, "seconds": state.elapsed,
                "cancelled": state.cancelled}  # fmt: skip

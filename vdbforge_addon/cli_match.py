@@ -133,9 +133,10 @@ def _start_point(kind: str | None, preset, references: list[Path]) -> dict | Non
         return _memory_start(preset, references)
     if kind == "default":
         return None
-    from .ml.inverse_store import find_inverse_model
+    from .ml.inverse_store import usable_inverse_model
 
-    has_model = find_inverse_model(preset) is not None  # raises for a stale or mismatched model
+    model = usable_inverse_model(preset)  # raises for a stale or mismatched model
+    has_model = model is not None
     if kind == "inverse" and not (has_model and references):
         why = (
             "needs a reference image" if has_model else f"has no model for '{preset.id}': run vdbforge dataset + train"
@@ -145,7 +146,7 @@ def _start_point(kind: str | None, preset, references: list[Path]) -> dict | Non
         return None
     from .ml.inverse_model import predict_start
 
-    sim_mean, sim_sigma, render_mean, _ = predict_start(preset, references[0])
+    sim_mean, sim_sigma, render_mean, _ = predict_start(preset, references[0], model)
     spread = sum(sim_sigma) / len(sim_sigma) if sim_sigma else 0.25
     return {"kind": "inverse", "x": sim_mean, "sigma0": min(0.3, max(0.05, spread)), "render_x": render_mean}
 

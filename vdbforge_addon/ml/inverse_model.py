@@ -283,10 +283,13 @@ def predict(model: dict[str, Any], image_path: str | Path) -> tuple[list[float],
     return [float(v) for v in np.clip(mean[0], 0, 1)], [float(v) for v in np.clip(sigma[0], MIN_SIGMA, 1.0)]
 
 
-def predict_start(preset: Preset, image_path: str | Path) -> tuple[list[float], list[float], list[float], list[float]]:
+def predict_start(
+    preset: Preset, image_path: str | Path, model: dict[str, Any] | None = None
+) -> tuple[list[float], list[float], list[float], list[float]]:
     """(sim_mean, sim_sigma, render_mean, render_sigma) for a reference, in `SearchSpace.of(preset)` order, [0, 1].
-    Raises VDBForgeError when the preset has no model, or its model is stale."""
-    model = load_inverse_model(preset)
+    `model`: one already loaded and checked for `preset` (usable_inverse_model); otherwise it is loaded here, and
+    VDBForgeError is raised when the preset has no model, or its model is stale."""
+    model = model if model is not None else load_inverse_model(preset)
     mean, sigma = predict(model, image_path)
     ns = len(model["simulation_paths"])
     return mean[:ns], sigma[:ns], mean[ns:], sigma[ns:]

@@ -127,22 +127,28 @@ def check_model(model: dict[str, Any], preset: Preset, path: Path) -> None:
         )
 
 
-def find_inverse_model(preset: Preset) -> Path | None:
-    """The usable model for `preset`, None if there is none; raises VDBForgeError if one exists but does not fit."""
+def usable_inverse_model(preset: Preset) -> dict[str, Any] | None:
+    """The model for `preset`, read once; None if there is none; raises VDBForgeError if one exists but does not fit."""
     path = model_path(preset.id)
     if not path.is_file():
         return None
-    check_model(read_model(path), preset, path)
-    return path
+    model = read_model(path)
+    check_model(model, preset, path)
+    return model
+
+
+def find_inverse_model(preset: Preset) -> Path | None:
+    """The usable model's file for `preset`, None if there is none; raises VDBForgeError if it does not fit."""
+    return model_path(preset.id) if usable_inverse_model(preset) is not None else None
 
 
 def load_inverse_model(preset: Preset) -> dict[str, Any]:
-    path = find_inverse_model(preset)
-    if path is None:
+    model = usable_inverse_model(preset)
+    if model is None:
         raise VDBForgeError(
             f"no inverse model for preset '{preset.id}': {rebuild_hint(preset.id).replace('rebuild', 'make')}"
         )
-    return read_model(path)
+    return model
 
 
 def list_inverse_models() -> list[dict[str, Any]]:
