@@ -145,7 +145,10 @@ def test_bad_input_is_one_line_and_writes_nothing(reference, tmp_path):
         (["--preset", "smoke_plume", "--reference", str(reference), "--budget", "0"], "--budget"),
         (["--preset", "nope", "--reference", str(reference)], "nope"),
         (["--resume"], "no run to resume"),
-        (["--preset", "smoke_plume", "--reference", str(reference), "--init", "inverse"], "has no model"),
+        (
+            ["--preset", "smoke_plume", "--reference", str(reference), "--init", "inverse"],
+            "there is no model for 'smoke_plume'",
+        ),
     ]
     for extra, message in cases:
         out = tmp_path / f"out{len(message)}"

@@ -16,6 +16,7 @@ from .core.preset_library import resolve_preset
 from .core.render_run import parse_frame_list, parse_frames
 from .core.scoring_settings import ScoringSettings, parse_metric_weights
 from .core.worker_pool import run_steps
+from .ml.start_point import start_point
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +101,7 @@ def cmd_match(args: argparse.Namespace, command=None) -> int:
         references = [Path(p).expanduser() for p in args.reference]
         settings = _settings(args)
         check_targets(references, args.text, scoring, settings.allow_missing_weights)
-        init = _start_point(args.init, preset, references)
+        init = start_point(args.init, preset, references, note=_note)
         config = new_run(run, preset, references, args.text, settings, scoring, init)
     controller = MatchController(run, config, command=command)
     state = run_steps(controller.step, _printer(args.json, controller), cancel=controller.cancel)
@@ -127,43 +128,8 @@ def cmd_match(args: argparse.Namespace, command=None) -> int:
     return 0 if state.best_index is not None else 1
 
 
-def _start_point(kind: str | None, preset, references: list[Path]) -> dict | None:
-    """The run's start: None means the preset's own values."""
-    if kind == "memory":
-        return _memory_start(preset, references)
-    if kind == "default":
-        return None
-    from .ml.inverse_store import usable_inverse_model
-
-    model = usable_inverse_model(preset)  # raises for a stale or mismatched model
-    has_model = model is not None
-    if kind == "inverse" and not (has_model and references):
-        why = (
-            "needs a reference image" if has_model else f"has no model for '{preset.id}': run vdbforge dataset + train"
-        )
-        raise VDBForgeError(f"--init inverse {why}")
-    if not (has_model and references):
-        return None
-    from .ml.inverse_model import predict_start
-
-    sim_mean, sim_sigma, render_mean, _ = predict_start(preset, references[0], model)
-    spread = sum(sim_sigma) / len(sim_sigma) if sim_sigma else 0.25
-    return {"kind": "inverse", "x": sim_mean, "sigma0": min(0.3, max(0.05, spread)), "render_x": render_mean}
-
-
-def _memory_start(preset, references: list[Path]) -> dict | None:
-    """The warm start technique memory suggests for this preset and reference, or None (a note says so)."""
-    from .core import technique_memory
-    from .core.image_fingerprint import image_fingerprint
-    from .core.match_space import SearchSpace
-
-    space = SearchSpace.of(preset)
-    fingerprint = image_fingerprint(references[0]) if references else None
-    start = technique_memory.warm_start(preset.id, space.simulation_paths, fingerprint)
-    if start is None:
-        print("note: technique memory has no past run of this preset to start from; using its values", file=sys.stderr)
-        return None
-    return {"kind": "memory", "x": start.mean, "sigma0": start.sigma}
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
 
 
 def _write_report(run: RunDir) -> Path:

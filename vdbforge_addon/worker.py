@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .core.protocol import Emitter, failure_from_exception
 
-JOB_KINDS = ("render", "export", "evaluate", "crash-test")
+JOB_KINDS = ("render", "export", "evaluate", "train", "crash-test")
 
 
 def _run(job: dict, emit: Emitter) -> dict:
@@ -26,6 +26,11 @@ def _run(job: dict, emit: Emitter) -> dict:
         from .blender.export_job import run_export_job
 
         return run_export_job(job, emit)
+    if kind == "train":
+        # Training is minutes of CPU: in a worker, Blender's UI stays responsive and Esc can stop it.
+        from .ml.inverse_model import train
+
+        return train(job["dataset"], job.get("approach", "auto"), job["out"], seed=int(job.get("seed", 0)))
     if kind == "crash-test":
         # Lets tests prove that a hard crash, an abort or a hang becomes a structured failure in the parent.
         from .blender.crash_test import run_crash_test

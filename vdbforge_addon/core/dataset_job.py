@@ -10,6 +10,7 @@ sample renamed into place whose record the kill cut off gets its record back fro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -146,6 +147,15 @@ class DatasetJob:
             "preview_height": resolved.render.height,
             "keep_bakes": self.settings.keep_bakes,
         }
+
+    def kind_key(self) -> str:
+        """A short hash of what a rerun must share to extend this dataset (everything but N): names one folder per
+        kind of dataset, so a build with other settings starts its own instead of being refused."""
+        d = self.description
+        same = {k: d[k] for k in ("preset_id", "space_hash", "scene_hash")}
+        same["settings"] = {k: d["settings"][k] for k in fmt.IDENTITY_SETTINGS}
+        same["blender"] = d["versions"].get("blender")
+        return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()[:10]
 
     def pending(self, records: dict[int, dict[str, Any]]) -> list[int]:
         """Sample indices still to do: not recorded yet, or recorded as failed when --retry-failed asks again."""

@@ -8,7 +8,9 @@ is refused with one line saying what differs and how to rebuild it (docs/INVERSE
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -176,3 +178,50 @@ def list_inverse_models() -> list[dict[str, Any]]:
         row["status"] = "ok" if reason is None else f"stale: {reason}"
         rows.append(row)
     return rows
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    state: str  # "ready", "none", "stale", "unreadable" or "no-torch" (torch or scipy missing)
+    text: str
+
+
+_status_cache: dict[tuple, ModelStatus] = {}
+
+
+def model_status(preset: Preset) -> ModelStatus:
+    """Whether `match` can start from a model for `preset`, in one line for the Iterate panel.
+
+    Read once per model file version and preset space (panels redraw often; reading a model imports torch)."""
+    path = model_path(preset.id)
+    missing = [m for m in ("torch", "scipy") if importlib.util.find_spec(m) is None]
+    if missing:
+        return ModelStatus(
+            "no-torch", f"Inverse models need {' and '.join(missing)} in Blender's Python (docs/INVERSE.md)"
+        )
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return ModelStatus("none", f"No inverse model for '{preset.id}' yet")
+    space = SearchSpace.of(preset)
+    key = (str(path), stat.st_mtime_ns, stat.st_size, preset.id, preset.schema_version, fmt.space_hash(space),
+           fmt.scene_hash(space))  # fmt: skip
+    if key not in _status_cache:
+        _status_cache.clear()
+        try:
+            model = read_model(path)
+        except VDBForgeError as exc:
+            _status_cache[key] = ModelStatus("unreadable", str(exc))
+        else:
+            reason = mismatch(model, preset)
+            held = model.get("held_out", {})
+            _status_cache[key] = (
+                ModelStatus("stale", f"Model no longer fits: {reason}")
+                if reason
+                else ModelStatus(
+                    "ready",
+                    f"Model ready: {model.get('approach')}, {held.get('samples', '?')} samples, held-out error "
+                    f"{held.get('mae', float('nan')):.3f}",
+                )
+            )
+    return _status_cache[key]

@@ -1,6 +1,6 @@
 """Thin operators that hand the work to core/ and blender/."""
 
-from . import build_bake, export_modal, iterate, modal_bake, presets, score
+from . import build_bake, export_modal, inverse_build, iterate, modal_bake, presets, score
 
 classes = (
     *build_bake.classes,
@@ -9,4 +9,5 @@ classes = (
     *export_modal.classes,
     *score.classes,
     *iterate.classes,
+    *inverse_build.classes,
 )

@@ -6,6 +6,7 @@ folder is `<user data>/matches/<preset>-<time>`. Headless (no window) `execute()
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import bpy
@@ -23,13 +24,14 @@ from ..core.preset_library import resolve_preset
 from ..core.preset_sharing import save_user_preset, shadows_builtin, user_preset_path
 from ..core.scoring_settings import ScoringSettings
 from ..core.worker_session import SessionState
+from ..ml.start_point import start_point
 from ..panels.properties import rebuild_tunables, tunable_overrides
 from .build_bake import worker_command
 from .preview_image import BEST_IMAGE, show_image
 from .session_modal import SessionModalMixin
 
 
-def start_match(context: bpy.types.Context) -> MatchSession:
+def start_match(context: bpy.types.Context, note: Callable[[str], None]) -> MatchSession:
     props = context.scene.vdbforge
     if not props.preset:
         raise PresetError("no preset is selected")
@@ -56,7 +58,8 @@ def start_match(context: bpy.types.Context) -> MatchSession:
 
     check_targets(references, score.text_target, scoring, settings.allow_missing_weights)
     run = RunDir(user_data_dir() / "matches" / f"{preset.id}-{time.strftime('%Y%m%d-%H%M%S')}")
-    config = new_run(run, preset, references, score.text_target.strip(), settings, scoring)
+    init = start_point(it.init, preset, references, note=note)
+    config = new_run(run, preset, references, score.text_target.strip(), settings, scoring, init)
     command, extra_sys_path = worker_command()
     return MatchSession(MatchController(run, config, command=command, extra_sys_path=extra_sys_path))
 
@@ -72,11 +75,11 @@ class VDBFORGE_OT_match_run(SessionModalMixin, bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         props = getattr(context.scene, "vdbforge", None)
-        return props is not None and not props.running and not props.iterate.running
+        return props is not None and not (props.running or props.iterate.running or props.iterate.model_building)
 
     def _start(self, context: bpy.types.Context) -> bool:
         try:
-            self._session = start_match(context)
+            self._session = start_match(context, note=lambda message: self.report({"INFO"}, message))
         except VDBForgeError as exc:
             self.report({"ERROR"}, str(exc))
             return False
