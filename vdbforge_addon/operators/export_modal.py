@@ -6,7 +6,6 @@ mirrors its state into `scene.vdbforge.export`. Headless (no window) `execute()`
 
 import bpy
 
-from ..core.errors import VDBForgeError
 from ..core.export_session import ExportSession, read_cache_preset
 from ..core.worker_session import SessionState
 from ..panels.export_panel import chosen_cache, chosen_output, panel_frames, panel_overrides
@@ -45,14 +44,8 @@ class VDBFORGE_OT_export(SessionModalMixin, bpy.types.Operator):
         # A running bake may replace the very cache being read when it publishes.
         return props is not None and not props.running and not props.export.running
 
-    def _start(self, context: bpy.types.Context) -> bool:
-        try:
-            self._session = start_export(context)
-        except VDBForgeError as exc:
-            self.report({"ERROR"}, str(exc))
-            return False
-        self._show(context, self._session.state)
-        return True
+    def _make_session(self, context: bpy.types.Context) -> ExportSession:
+        return start_export(context)
 
     def _show(self, context: bpy.types.Context, state: SessionState) -> None:
         props = context.scene.vdbforge.export

@@ -6,7 +6,7 @@ from pathlib import Path
 import bpy
 
 from ..core.dataset_job import DatasetSettings
-from ..core.errors import PresetError, VDBForgeError
+from ..core.errors import PresetError
 from ..core.inverse_build import InverseBuildSession
 from ..core.parameters import apply_overrides
 from ..core.paths import user_data_dir
@@ -55,14 +55,8 @@ class VDBFORGE_OT_inverse_build(SessionModalMixin, bpy.types.Operator):
         props = getattr(context.scene, "vdbforge", None)
         return props is not None and not (props.running or props.iterate.running or props.iterate.model_building)
 
-    def _start(self, context: bpy.types.Context) -> bool:
-        try:
-            self._session = start_build(context)
-        except VDBForgeError as exc:
-            self.report({"ERROR"}, str(exc))
-            return False
-        self._show(context, self._session.state)
-        return True
+    def _make_session(self, context: bpy.types.Context) -> InverseBuildSession:
+        return start_build(context)
 
     def _show(self, context: bpy.types.Context, state: SessionState) -> None:
         it = context.scene.vdbforge.iterate

@@ -77,15 +77,10 @@ class VDBFORGE_OT_match_run(SessionModalMixin, bpy.types.Operator):
         props = getattr(context.scene, "vdbforge", None)
         return props is not None and not (props.running or props.iterate.running or props.iterate.model_building)
 
-    def _start(self, context: bpy.types.Context) -> bool:
-        try:
-            self._session = start_match(context, note=lambda message: self.report({"INFO"}, message))
-        except VDBForgeError as exc:
-            self.report({"ERROR"}, str(exc))
-            return False
-        context.scene.vdbforge.iterate.run_dir = str(self._session.run_dir)
-        self._show(context, self._session.state)
-        return True
+    def _make_session(self, context: bpy.types.Context) -> MatchSession:
+        session = start_match(context, note=lambda message: self.report({"INFO"}, message))
+        context.scene.vdbforge.iterate.run_dir = str(session.run_dir)
+        return session
 
     def _show(self, context: bpy.types.Context, state: SessionState) -> None:
         it = context.scene.vdbforge.iterate

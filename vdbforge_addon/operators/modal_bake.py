@@ -10,7 +10,7 @@ from pathlib import Path
 import bpy
 
 from ..core.bake_session import BakeSession, StepState
-from ..core.errors import PresetError, VDBForgeError
+from ..core.errors import PresetError
 from ..core.parameters import apply_overrides
 from ..core.preset_library import resolve_preset
 from ..core.render_run import RenderOptions
@@ -55,14 +55,8 @@ class VDBFORGE_OT_bake_modal(SessionModalMixin, bpy.types.Operator):
         props = getattr(context.scene, "vdbforge", None)
         return props is not None and context.mode == "OBJECT" and not props.running
 
-    def _start(self, context: bpy.types.Context) -> bool:
-        try:
-            self._session = start_session(context.scene.vdbforge)
-        except VDBForgeError as exc:
-            self.report({"ERROR"}, str(exc))
-            return False
-        show_state(context, self._session.state)
-        return True
+    def _make_session(self, context: bpy.types.Context) -> BakeSession:
+        return start_session(context.scene.vdbforge)
 
     def _show(self, context: bpy.types.Context, state: StepState) -> None:
         show_state(context, state)

@@ -2,12 +2,14 @@
 cancels, the window manager's progress bar follows the session. Without a window (the `bpy` wheel, `blender -b`)
 timers never fire, so `execute()` runs the same step loop to the end.
 
-An operator mixes this in and supplies `_start` (create `self._session` or report why not), `_show` (mirror the state
-into its properties) and `_end` (report the outcome, return the operator result).
+An operator mixes this in and supplies `_make_session` (the session, or VDBForgeError with the one-line reason the
+operator reports), `_show` (mirror the state into its properties) and `_end` (report the outcome, return the operator
+result).
 """
 
 import bpy
 
+from ..core.errors import VDBForgeError
 from ..core.worker_session import SessionState
 
 TIMER_SECONDS = 0.25
@@ -17,8 +19,17 @@ class SessionModalMixin:
     _session = None
     _timer = None
 
-    def _start(self, context: bpy.types.Context) -> bool:
+    def _make_session(self, context: bpy.types.Context):
         raise NotImplementedError
+
+    def _start(self, context: bpy.types.Context) -> bool:
+        try:
+            self._session = self._make_session(context)
+        except VDBForgeError as exc:
+            self.report({"ERROR"}, str(exc))
+            return False
+        self._show(context, self._session.state)
+        return True
 
     def _show(self, context: bpy.types.Context, state: SessionState) -> None:
         raise NotImplementedError
