@@ -32,29 +32,38 @@ def configure_scene_time(scene: bpy.types.Scene, preset: Preset) -> None:
     scene.frame_set(preset.domain.frame_start)
 
 
-def build_gas_domain(preset: Preset, cache_dir: Path, collection: bpy.types.Collection) -> bpy.types.Object:
+def new_fluid_domain(
+    preset: Preset, cache_dir: Path, collection: bpy.types.Collection, domain_type: str
+) -> tuple[bpy.types.Object, bpy.types.FluidDomainSettings]:
+    """The domain box with what gas and liquid domains share: resolution, cache, frames, time scale, gravity."""
     d = preset.domain
     domain = add_box_object("VDBForge_Domain", d.center, d.size, collection)
     domain.display_type = "WIRE"
-    domain.hide_render = True  # previews render the exported VDB, not the live domain
+    domain.hide_render = True  # previews render the exported grids, not the live domain
     settings = domain.modifiers.new("Fluid", "FLUID")
     settings.fluid_type = "DOMAIN"
     ds = settings.domain_settings
-    ds.domain_type = "GAS"
+    ds.domain_type = domain_type
     ds.resolution_max = d.resolution
     ds.cache_directory = str(cache_dir)
     # Built as REPLAY and switched to ALL right before baking: bpy 4.2.0 fails depsgraph updates of ALL domains.
     ds.cache_type = "REPLAY"
     ds.cache_data_format = "OPENVDB"
-    ds.cache_noise_format = "OPENVDB"
-    ds.openvdb_data_depth = "32"
     ds.cache_frame_start = d.frame_start
     ds.cache_frame_end = d.frame_end
     ds.time_scale = d.time_scale
+    ds.gravity = d.gravity
+    return domain, ds
+
+
+def build_gas_domain(preset: Preset, cache_dir: Path, collection: bpy.types.Collection) -> bpy.types.Object:
+    d = preset.domain
+    domain, ds = new_fluid_domain(preset, cache_dir, collection, "GAS")
+    ds.cache_noise_format = "OPENVDB"
+    ds.openvdb_data_depth = "32"
     ds.vorticity = d.vorticity
     ds.alpha = d.alpha
     ds.beta = d.beta
-    ds.gravity = d.gravity
     ds.use_dissolve_smoke = d.dissolve_time is not None
     if d.dissolve_time is not None:
         ds.dissolve_speed = d.dissolve_time

@@ -12,8 +12,8 @@ from pathlib import Path
 import bpy
 
 from ..core.preset_model import Liquid, Obstacle, Preset
-from .gas_scene import add_flow, configure_scene_time, vdbforge_collection
-from .mesh_shapes import add_box_object, add_shape_object
+from .gas_scene import add_flow, configure_scene_time, new_fluid_domain, vdbforge_collection
+from .mesh_shapes import add_shape_object
 
 SIDES = ("front", "back", "left", "right")
 
@@ -24,24 +24,9 @@ def liquid_settings(preset: Preset) -> Liquid:
 
 def build_liquid_domain(preset: Preset, cache_dir: Path, collection: bpy.types.Collection) -> bpy.types.Object:
     d, liquid = preset.domain, liquid_settings(preset)
-    domain = add_box_object("VDBForge_Domain", d.center, d.size, collection)
-    domain.display_type = "WIRE"
-    domain.hide_render = True  # previews render the exported level set, not Blender's own liquid mesh
-    settings = domain.modifiers.new("Fluid", "FLUID")
-    settings.fluid_type = "DOMAIN"
-    ds = settings.domain_settings
-    ds.domain_type = "LIQUID"
+    domain, ds = new_fluid_domain(preset, cache_dir, collection, "LIQUID")
     ds.simulation_method = "FLIP"
-    ds.resolution_max = d.resolution
-    ds.cache_directory = str(cache_dir)
-    # Built as REPLAY and switched to ALL right before baking (bake_domain), as for gas.
-    ds.cache_type = "REPLAY"
-    ds.cache_data_format = "OPENVDB"
     ds.cache_mesh_format = "BOBJECT"
-    ds.cache_frame_start = d.frame_start
-    ds.cache_frame_end = d.frame_end
-    ds.time_scale = d.time_scale
-    ds.gravity = d.gravity
     ds.cfl_condition = liquid.cfl
     ds.timesteps_max = liquid.max_substeps
     ds.flip_ratio = liquid.flip_ratio
