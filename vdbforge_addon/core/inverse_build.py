@@ -69,7 +69,8 @@ class InverseBuildSession:
             self.state.result = {**report, "dataset": str(self.dataset_dir)}
             self.state.finished, self.state.fraction, self.state.stage = True, 1.0, "done"
             mae = report.get("approaches", {}).get(report.get("winner"), {}).get("mae")
-            self.state.message = f"Model ready ({report.get('winner')}, held-out error {mae:.3f})"
+            error = f", held-out error {mae:.3f}" if isinstance(mae, float) else ""
+            self.state.message = f"Model ready ({report.get('winner')}{error})"
         else:
             self.state.failed, self.state.stage = True, "train"
             message = " ".join(str((outcome.failure or {}).get("message", "training failed")).split())
