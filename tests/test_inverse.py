@@ -77,6 +77,13 @@ def test_models_lists_the_model_and_predict_start_gives_normalised_vectors(train
     assert all(0.0 <= v <= 1.0 for v in [*sim_mean, *render_mean])
     assert all(0.0 < s <= 1.0 for s in [*sim_sigma, *render_sigma])
 
+    from vdbforge_addon.ml.start_point import start_point
+
+    auto = start_point(None, preset, [_preview(trained["data"])])
+    assert auto["kind"] == "inverse" and auto["x"] == sim_mean and 0.05 <= auto["sigma0"] <= 0.3
+    assert start_point("inverse", preset, [_preview(trained["data"])], sigma0=0.4)["sigma0"] == 0.4  # --sigma0 wins
+    assert start_point("default", preset, [_preview(trained["data"])]) is None
+
 
 def test_atlas_recovers_a_picture_it_holds(trained, tmp_path):
     """The saved atlas holds every sample, so one of its own previews maps back to that sample's parameters."""

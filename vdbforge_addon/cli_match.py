@@ -101,7 +101,7 @@ def cmd_match(args: argparse.Namespace, command=None) -> int:
         references = [Path(p).expanduser() for p in args.reference]
         settings = _settings(args)
         check_targets(references, args.text, scoring, settings.allow_missing_weights)
-        init = start_point(args.init, preset, references, note=_note)
+        init = start_point(args.init, preset, references, note=_note, sigma0=args.sigma0)
         config = new_run(run, preset, references, args.text, settings, scoring, init)
     controller = MatchController(run, config, command=command)
     state = run_steps(controller.step, _printer(args.json, controller), cancel=controller.cancel)

@@ -15,11 +15,25 @@ INIT_KINDS = ("auto", "default", "memory", "inverse")
 
 
 def start_point(
-    kind: str | None, preset: Preset, references: list[Path], note: Callable[[str], None] = lambda _: None
+    kind: str | None,
+    preset: Preset,
+    references: list[Path],
+    note: Callable[[str], None] = lambda _: None,
+    sigma0: float | None = None,
 ) -> dict[str, Any] | None:
     """The run's warm start {"kind", "x", "sigma0", ...}; None means the preset's own values.
 
-    `kind` None or "auto": the model's prediction when a model for the preset exists and there is a reference."""
+    `kind` None or "auto": the model's prediction when a model for the preset exists and there is a reference.
+    `sigma0`, when given (`match --sigma0`), replaces the warm start's own initial step."""
+    start = _warm_start(kind, preset, references, note)
+    if start is not None and sigma0 is not None:
+        start["sigma0"] = sigma0
+    return start
+
+
+def _warm_start(
+    kind: str | None, preset: Preset, references: list[Path], note: Callable[[str], None]
+) -> dict[str, Any] | None:
     if kind == "memory":
         return _memory_start(preset, references, note)
     if kind == "default":
