@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from .core.dataset_job import DatasetJob, DatasetSettings, DatasetState, plan_for, probe
+from .core.dataset_job import DatasetJob, DatasetSettings, DatasetState, clock_text, plan_for, probe
 from .core.match_settings import default_workers
 from .core.preset_library import resolve_preset
 from .core.render_run import parse_frame_list, parse_frames
@@ -62,17 +62,6 @@ def _settings(args: argparse.Namespace) -> DatasetSettings:
     )
 
 
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(round(seconds))
-    return (
-        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60}:{seconds % 60:02d}"
-    )
-
-
 def _progress():
     tty = sys.stderr.isatty()
     seen = {"message": "", "width": 0}
@@ -81,15 +70,15 @@ def _progress():
         if tty:
             filled = int(30 * state.done / max(state.total, 1))
             line = (f"[{'#' * filled}{'.' * (30 - filled)}] {state.done}/{state.total}  ok {state.ok}  failed "
-                    f"{state.failed}  running {len(state.running)}  {_clock(state.elapsed)} elapsed, "
-                    f"ETA {_clock(state.eta) if not state.finished else '0:00'}")  # fmt: skip
+                    f"{state.failed}  running {len(state.running)}  {clock_text(state.elapsed)} elapsed, "
+                    f"ETA {clock_text(state.eta) if not state.finished else '0:00'}")  # fmt: skip
             print("\r" + line.ljust(seen["width"]), end="", file=sys.stderr, flush=True)
             seen["width"] = len(line)
             if state.finished:
                 print(file=sys.stderr)
         elif state.last_message and state.last_message != seen["message"]:
             seen["message"] = state.last_message
-            print(f"[{state.done}/{state.total}] {state.last_message}; ETA {_clock(state.eta)}", file=sys.stderr,
+            print(f"[{state.done}/{state.total}] {state.last_message}; ETA {clock_text(state.eta)}", file=sys.stderr,
                   flush=True)  # fmt: skip
 
     return on_update
@@ -108,7 +97,7 @@ def cmd_dataset(args: argparse.Namespace, command=None) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{job.folder}: {state.ok} of {state.total} samples ok, {state.failed} failed "
-              f"({_clock(state.elapsed)} this run)")  # fmt: skip
+              f"({clock_text(state.elapsed)} this run)")  # fmt: skip
     if state.cancelled:
         return 130
     return 0 if state.ok else 1
@@ -140,7 +129,7 @@ def _dry_run(job: DatasetJob, as_json: bool) -> int:
     if not result["ok"]:
         print(f"probe sample #{result['index']} failed: {result['error']}")
         return 1
-    print(f"probe sample #{result['index']}: {result['seconds']:.1f}s -> about {_clock(plan['estimate_seconds'])} "
+    print(f"probe sample #{result['index']}: {result['seconds']:.1f}s -> about {clock_text(plan['estimate_seconds'])} "
           f"for the rest on {parallel} core(s), {plan['estimate_bytes'] / 1e6:.1f} MB on disk")  # fmt: skip
     print("dry run: nothing was written")
     return 0

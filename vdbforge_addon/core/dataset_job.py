@@ -63,6 +63,18 @@ class DatasetSettings:
             raise VDBForgeError("--timeout must be positive")
 
 
+def clock_text(seconds: float | None) -> str:
+    """Elapsed time or an ETA as m:ss, or h:mm:ss from an hour on; "--:--" when not known yet."""
+    if seconds is None:
+        return "--:--"
+    seconds = int(round(seconds))
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
+
+
 def sobol_points(dimensions: int, n: int, seed: int) -> list[list[float]]:
     """The first n points of one scrambled Sobol sequence: a larger n extends a dataset with the same seed."""
     from scipy.stats import qmc

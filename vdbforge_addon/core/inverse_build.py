@@ -14,17 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from .dataset_format import INDEX_FILE
-from .dataset_job import DatasetJob, DatasetSettings, DatasetState
+from .dataset_job import DatasetJob, DatasetSettings, DatasetState, clock_text
 from .preset_model import Preset
 from .worker_client import WorkerCommand, WorkerHandle
 from .worker_session import SessionState, run_until_done
 
 DATASET_SHARE = 0.9  # of the progress bar; training has no steps to count
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class InverseBuildSession:
@@ -63,7 +58,7 @@ class InverseBuildSession:
             return self.state
         outcome = self.trainer.poll()
         if outcome is None:
-            self.state.message = f"Training (atlas vs CNN) {_clock(self.trainer_seconds())}"
+            self.state.message = f"Training (atlas vs CNN) {clock_text(self.trainer_seconds())}"
         elif outcome.ok:
             report: dict[str, Any] = outcome.result or {}
             self.state.result = {**report, "dataset": str(self.dataset_dir)}
@@ -105,7 +100,7 @@ class InverseBuildSession:
         state = self.state
         state.done, state.total = data.done, data.total
         state.fraction = DATASET_SHARE * data.done / max(data.total, 1)
-        eta = f", ETA {_clock(data.eta)}" if data.eta is not None and not data.finished else ""
+        eta = f", ETA {clock_text(data.eta)}" if data.eta is not None and not data.finished else ""
         state.message = f"Dataset {data.done}/{data.total} samples (ok {data.ok}, failed {data.failed}){eta}"
 
     def _start_training(self) -> None:

@@ -11,8 +11,6 @@ from typing import Any
 from ..core.errors import VDBForgeError
 from ..core.preset_model import Preset
 
-INIT_KINDS = ("auto", "default", "memory", "inverse")
-
 
 def start_point(
     kind: str | None,
