@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,3 +48,32 @@ def test_views_and_frame_list_name_previews_and_renders_repeat_exactly(tmp_path)
         name = f"f0008_a{a:02d}.png"
         same = np.asarray(Image.open(tmp_path / "b" / "preview" / name))
         assert np.array_equal(same, pixels[name]), f"{name}: a fixed seed and a deterministic bake repeat exactly"
+
+
+def _luminance(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+
+
+def test_core_and_edge_radii_cut_a_dark_centre_and_a_round_rim(tmp_path):
+    """The accretion disk's black hole and round rim are shading: the same bake seen from above with both radii
+    and with neither (a copy of the preset with them at 0)."""
+    builtin = json.loads((Path(__file__).parents[1] / "vdbforge_addon" / "presets" / "accretion_disk.json").read_text())
+    builtin["material"].update(core_radius=0.0, edge_radius=0.0)
+    builtin["parameters"] = [p for p in builtin["parameters"] if p["path"] != "material.core_radius"]
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(builtin))
+    args = ("--resolution", "24", "--frames", "1:24", "--views", "0:89", "--preview-size", "96", "--json")
+    images = {}
+    for label, extra in (("cut", ("accretion_disk", "--set", "material.core_radius=2")), ("plain", (str(plain),))):
+        proc = run_cli("render", "--out", str(tmp_path / label), *args, "--preset", *extra)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        images[label] = _luminance(json.loads(proc.stdout)["previews"][0])
+    size = images["cut"].shape[0]
+    yy, xx = np.indices(images["cut"].shape)
+    r = np.hypot(yy - (size - 1) / 2, xx - (size - 1) / 2) / size
+    centre, ring, corners = (r > 0.08) & (r < 0.2), (r > 0.28) & (r < 0.36), r > 0.55
+    assert images["plain"][centre].mean() > 10, "without a core radius gas glows near the centre"
+    assert images["cut"][centre].mean() < 0.2 * images["plain"][centre].mean(), "the core radius darkens it"
+    assert images["cut"][ring].mean() > 0.9 * images["plain"][ring].mean(), "the ring itself stays lit"
+    assert images["plain"][corners].mean() > 5, "without an edge radius the gas reaches the square domain's corners"
+    assert images["cut"][corners].max() < 5, "beyond the edge radius nothing shows: the rim is round"

@@ -62,7 +62,7 @@ def render_previews(
     vdb = import_openvdb()
     first = vdb_by_frame[preview_frames[0]]
     grids = {m.name for m in vdb.readAllGridMetadata(first)}
-    material = build_volume_material(preset.material, grids)
+    material = build_volume_material(preset.material, grids, preset.domain.center)
     report = PreviewReport(bounds=(list(lo), list(hi)))
     out_dir.mkdir(parents=True, exist_ok=True)
     views = rig_angles(rig, angles)

@@ -71,8 +71,55 @@ def _emission_color(nodes, links, material: Material, value, grids: set[str]):
     return _mix_rgb(nodes, links, blackbody.outputs["Color"], material.emission_tint, 1.0, (100, -400), "MULTIPLY")
 
 
-def build_volume_material(material: Material, grids: set[str]) -> bpy.types.Material:
-    """A fresh material: scattering from density, emission = strength * source^gamma coloured per the preset."""
+def _ramp(nodes, links, value, lo: float, hi: float, location):
+    """0 below `lo`, rising smoothly to 1 at `hi`."""
+    ramp = nodes.new("ShaderNodeMapRange")
+    ramp.interpolation_type = "SMOOTHSTEP"
+    ramp.location = location
+    links.new(value, ramp.inputs["Value"])
+    ramp.inputs["From Min"].default_value = lo
+    ramp.inputs["From Max"].default_value = hi
+    return ramp.outputs["Result"]
+
+
+def _radial_mask(nodes, links, material: Material, center):
+    """1 between the preset's core and edge radii (horizontal distance from the axis through `center`), fading to 0
+    inside the core and beyond the edge; None when neither radius is set.
+
+    An accretion disk's black hole and round rim are cut in shading: outflow objects that would swallow the gas in
+    the simulation make this Mantaflow bake every grid empty at some resolutions and layouts."""
+    if not (material.core_radius or material.edge_radius):
+        return None
+    geometry = nodes.new("ShaderNodeNewGeometry")
+    geometry.location = (-1100, 500)
+    offset = nodes.new("ShaderNodeVectorMath")
+    offset.operation = "SUBTRACT"
+    offset.location = (-900, 500)
+    links.new(geometry.outputs["Position"], offset.inputs[0])
+    offset.inputs[1].default_value = (center[0], center[1], 0.0)
+    flat = nodes.new("ShaderNodeVectorMath")
+    flat.operation = "MULTIPLY"
+    flat.location = (-700, 500)
+    links.new(offset.outputs["Vector"], flat.inputs[0])
+    flat.inputs[1].default_value = (1.0, 1.0, 0.0)
+    distance = nodes.new("ShaderNodeVectorMath")
+    distance.operation = "LENGTH"
+    distance.location = (-500, 500)
+    links.new(flat.outputs["Vector"], distance.inputs[0])
+    r = distance.outputs["Value"]
+    mask = None
+    if material.core_radius:
+        mask = _ramp(nodes, links, r, 0.6 * material.core_radius, material.core_radius, (-300, 600))
+    if material.edge_radius:
+        outside = _ramp(nodes, links, r, 0.75 * material.edge_radius, material.edge_radius, (-300, 400))
+        inside = _math(nodes, links, "SUBTRACT", 1.0, outside, (-100, 400))
+        mask = inside if mask is None else _math(nodes, links, "MULTIPLY", mask, inside, (100, 500))
+    return mask
+
+
+def build_volume_material(material: Material, grids: set[str], center=(0.0, 0.0, 0.0)) -> bpy.types.Material:
+    """A fresh material: scattering from density, emission = strength * source^gamma coloured per the preset,
+    both faded out near and far from the vertical axis through `center` when the preset sets core / edge radii."""
     old = bpy.data.materials.get(MATERIAL_NAME)
     if old is not None:
         bpy.data.materials.remove(old)
@@ -88,6 +135,9 @@ def build_volume_material(material: Material, grids: set[str]) -> bpy.types.Mate
 
     density = _attribute(nodes, "density", (-500, 200))
     scaled = _math(nodes, links, "MULTIPLY", density.outputs["Fac"], material.density_scale, (-250, 200))
+    mask = _radial_mask(nodes, links, material, center)
+    if mask is not None:
+        scaled = _math(nodes, links, "MULTIPLY", scaled, mask, (-100, 300))
     links.new(scaled, vol.inputs["Density"])
     vol.inputs["Density Attribute"].default_value = ""
     vol.inputs["Color"].default_value = (*material.color, 1.0)
@@ -102,6 +152,8 @@ def build_volume_material(material: Material, grids: set[str]) -> bpy.types.Mate
         clamped = _math(nodes, links, "MAXIMUM", source.outputs["Fac"], 0.0, (-500, -200))
         shaped = _math(nodes, links, "POWER", clamped, material.emission_gamma, (-300, -200))
         strength = _math(nodes, links, "MULTIPLY", shaped, material.emission_strength, (-100, -200))
+        if mask is not None:
+            strength = _math(nodes, links, "MULTIPLY", strength, mask, (100, -200))
         links.new(strength, vol.inputs["Emission Strength"])
         color = _emission_color(nodes, links, material, clamped, grids)
         if color is not None:

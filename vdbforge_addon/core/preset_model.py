@@ -123,6 +123,26 @@ class Material(Strict):
     emission_color: RGB = (1.0, 0.4, 0.1)
     emission_color_hot: RGB = (0.3, 0.5, 1.0)
     gradient_range: float = Field(2.0, gt=0.0, le=100.0, description="temperature grid value where gradient is hot")
+    core_radius: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="metres: shading fades the volume out within this distance of the domain's vertical axis "
+        "(a black hole's shadow); 0 turns it off",
+    )
+    edge_radius: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="metres: shading fades the volume out beyond this distance of the domain's vertical axis "
+        "(a round disk in a square domain); 0 turns it off",
+    )
+
+    @model_validator(mode="after")
+    def _radii_ordered(self) -> Material:
+        if self.edge_radius and self.edge_radius <= self.core_radius:
+            raise ValueError(f"edge_radius ({self.edge_radius}) must be larger than core_radius ({self.core_radius})")
+        return self
 
 
 class Light(Strict):
