@@ -85,6 +85,10 @@ def _explosion():
             lambda d: d.update(force_fields=[{"max_distance": 0}]),
             "force_fields.0.max_distance: Input should be greater",
         ),
+        (
+            lambda d: d["material"].update(core_radius=2.0, edge_radius=1.0),
+            "edge_radius (1.0) must be larger than core_radius (2.0)",
+        ),
     ],
 )
 def test_bad_presets_fail_with_one_line_naming_the_key(tmp_path, mutate, expected):
