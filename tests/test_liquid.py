@@ -109,6 +109,17 @@ def test_droplets_export_whitewater_grids(liquid_render):
     assert seen & {"spray", "foam", "bubble"}, f"no whitewater grid in any frame (found {seen})"
 
 
+def test_whitewater_kinds_switched_off_are_not_exported(tmp_path):
+    """Blender keeps a particle system for every whitewater kind once one is on; the preset's switches decide."""
+    data = json.loads(resolve_preset("droplets").model_dump_json())
+    data["liquid"]["secondary"]["foam"] = False
+    preset = tmp_path / "no_foam.json"
+    preset.write_text(json.dumps(data))
+    result = _render(tmp_path / "out", str(preset))
+    exported = {name for grids in result["grids_per_frame"].values() for name in grids}
+    assert "foam" not in exported and exported & {"spray", "bubble"}, exported
+
+
 MAPPING_SCRIPT = """
 import json, sys
 from pathlib import Path

@@ -182,6 +182,9 @@ def _frame_grids(
             found.append(("velocity", grid, vdb.GridClass.UNKNOWN))
     if domain is not None:
         for name, positions in secondary_positions(domain, frame).items():
+            # Blender keeps a particle system for every kind once any is on, whatever the preset switched off.
+            if not getattr(liquid.secondary, name):
+                continue
             grid = count_density(vdb, positions, geometry, liquid.secondary.grid_upres)
             found.append((name, grid, vdb.GridClass.FOG_VOLUME))
     return found
