@@ -68,6 +68,7 @@ def learn(preset_id: str, args: argparse.Namespace, env: dict, out: Path) -> dic
                 "mae": f["mae"],
                 "baseline_mae": f["baseline_mae"],
                 "coverage_1sigma": f["coverage_1sigma"],
+                "coverage_1sigma_calibrated": f.get("coverage_1sigma_calibrated"),
                 "per_parameter": {p: x["mae"] for p, x in f["per_parameter"].items()},
                 "baseline_per_parameter": {p: x["baseline_mae"] for p, x in f["per_parameter"].items()},
             }
@@ -78,15 +79,19 @@ def learn(preset_id: str, args: argparse.Namespace, env: dict, out: Path) -> dic
     return result
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def learn_table(results: list[dict]) -> str:
     rows = ["| preset | samples (held out) | dataset min | train min | kept | held-out MAE atlas / CNN / mean | "
-            "1σ coverage (kept) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+            "1σ coverage (kept): raw / calibrated |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results:
         a = r["approaches"]
         mae = " / ".join(f"{a[k]['mae']:.3f}" if k in a else "-" for k in ("knn", "cnn"))
         rows.append(f"| {r['preset']} | {r['samples']} ({r['test_samples']}) | {r['dataset_minutes']:.1f} | "
                     f"{r['train_minutes']:.1f} | {r['winner']} | {mae} / {a[r['winner']]['baseline_mae']:.3f} | "
-                    f"{a[r['winner']]['coverage_1sigma']:.0%} |")  # fmt: skip
+                    f"{a[r['winner']]['coverage_1sigma']:.0%} / {_share(a[r['winner']].get('coverage_1sigma_calibrated'))} |")  # fmt: skip
     rows += ["", "| preset | parameter | atlas | CNN | mean |", "|---|---|---|---|---|"]
     for r in results:
         a = r["approaches"]

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, VDBFORGE
@@ -57,6 +58,25 @@ def test_train_compares_both_approaches_and_keeps_the_better(trained):
         assert set(figures["per_parameter"]) == set(report["parameters"]) and len(report["parameters"]) == 8
         assert 0.0 <= figures["mae"] <= 1.0 and 0.0 <= figures["coverage_1sigma"] <= 1.0
     assert report["approaches"]["cnn"]["epochs"] <= 4
+    from vdbforge_addon.ml.inverse_store import read_model
+
+    scale = read_model(trained["model"])["sigma_scale"]
+    assert len(scale) == 8 and all(0.25 <= f <= 10.0 for f in scale)
+
+
+def test_sigma_calibration_makes_an_over_confident_spread_cover_one_sigma():
+    from vdbforge_addon.ml.inverse_model import ONE_SIGMA, calibrate_sigma
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((400, 3))
+    sigma = np.full((400, 3), 0.05)
+    mean = truth + rng.normal(0.0, [0.1, 0.05, 0.025], size=(400, 3))  # spread 2x, 1x and 0.5x too small
+    groups = np.repeat(np.arange(100), 4)  # four pictures per sample, split by sample
+    scale, coverage = calibrate_sigma(mean, sigma, truth, groups)
+    assert scale == pytest.approx([2.0, 1.0, 0.5], rel=0.2)
+    assert (np.abs(mean - truth) <= sigma)[:, 0].mean() < 0.45  # the over-confident one, before
+    assert coverage == pytest.approx(ONE_SIGMA, abs=0.06)
+    assert calibrate_sigma(mean[:4], sigma[:4], truth[:4], groups[:4])[1] is None  # one sample: nothing to check on
 
 
 def test_models_lists_the_model_and_predict_start_gives_normalised_vectors(trained, installed, isolated_home):

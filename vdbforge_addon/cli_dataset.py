@@ -147,8 +147,11 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{report['test_samples']} held out")  # fmt: skip
     for name, figures in report["approaches"].items():
         mark = "  <- kept" if name == report["winner"] else ""
+        calibrated = figures["coverage_1sigma_calibrated"]
+        calibrated = "n/a" if calibrated is None else f"{calibrated:.0%}"
         print(f"  {name}: held-out MAE {figures['mae']:.4f} (predicting the mean: {figures['baseline_mae']:.4f}, "
-              f"skill {figures['skill']:.2f}), within 1 sigma {figures['coverage_1sigma']:.0%}, "
+              f"skill {figures['skill']:.2f}), within 1 sigma {figures['coverage_1sigma']:.0%} "
+              f"({calibrated} calibrated), "
               f"{figures['seconds']:.1f}s{mark}")  # fmt: skip
     for path, item in report["approaches"][report["winner"]]["per_parameter"].items():
         print(f"    {path:<36} MAE {item['mae']:.3f}  (mean predictor {item['baseline_mae']:.3f})")
