@@ -164,3 +164,18 @@ def test_rerun_with_other_settings_is_refused(killed_and_resumed):
     error = proc.stderr.strip().splitlines()
     assert len(error) == 1 and "made differently" in error[0] and "resolution 16 -> 24" in error[0]
     assert (out / "index.jsonl").read_text() == before
+
+
+def test_scene_hash_follows_the_scene_not_the_schema():
+    """A setting left at its default (as one a newer schema adds is) does not change the hash; a set one does."""
+    from vdbforge_addon.core.dataset_format import scene_data, scene_hash
+    from vdbforge_addon.core.match_space import SearchSpace
+    from vdbforge_addon.core.preset_library import resolve_preset
+
+    preset = resolve_preset("nebula")
+    spelled_out = preset.model_copy(update={"material": preset.material.model_copy(update={"edge_radius": 0.0})})
+    changed = preset.model_copy(update={"material": preset.material.model_copy(update={"edge_radius": 2.5})})
+    plain, same, other = (scene_hash(SearchSpace.of(p)) for p in (preset, spelled_out, changed))
+    assert plain == same != other
+    assert "edge_radius" not in scene_data(SearchSpace.of(preset))["material"]
+    assert scene_data(SearchSpace.of(changed))["material"]["edge_radius"] == 2.5

@@ -83,8 +83,9 @@ def _ramp(nodes, links, value, lo: float, hi: float, location):
 
 
 def _radial_mask(nodes, links, material: Material, center):
-    """1 between the preset's core and edge radii (horizontal distance from the axis through `center`), fading to 0
-    inside the core and beyond the edge; None when neither radius is set.
+    """1 outside the core (horizontal distance from the vertical axis through `center`) and inside the edge (distance
+    from `center`: a sphere, so a gas that fills its box reads round from every side), fading to 0 across each
+    radius; None when neither radius is set.
 
     An accretion disk's black hole and round rim are cut in shading: outflow objects that would swallow the gas in
     the simulation make this Mantaflow bake every grid empty at some resolutions and layouts."""
@@ -96,7 +97,7 @@ def _radial_mask(nodes, links, material: Material, center):
     offset.operation = "SUBTRACT"
     offset.location = (-900, 500)
     links.new(geometry.outputs["Position"], offset.inputs[0])
-    offset.inputs[1].default_value = (center[0], center[1], 0.0)
+    offset.inputs[1].default_value = tuple(center)
     flat = nodes.new("ShaderNodeVectorMath")
     flat.operation = "MULTIPLY"
     flat.location = (-700, 500)
@@ -106,11 +107,16 @@ def _radial_mask(nodes, links, material: Material, center):
     distance.operation = "LENGTH"
     distance.location = (-500, 500)
     links.new(flat.outputs["Vector"], distance.inputs[0])
-    r = distance.outputs["Value"]
     mask = None
     if material.core_radius:
+        r = distance.outputs["Value"]
         mask = _ramp(nodes, links, r, 0.6 * material.core_radius, material.core_radius, (-300, 600))
     if material.edge_radius:
+        spherical = nodes.new("ShaderNodeVectorMath")
+        spherical.operation = "LENGTH"
+        spherical.location = (-500, 350)
+        links.new(offset.outputs["Vector"], spherical.inputs[0])
+        r = spherical.outputs["Value"]
         outside = _ramp(nodes, links, r, 0.75 * material.edge_radius, material.edge_radius, (-300, 400))
         inside = _math(nodes, links, "SUBTRACT", 1.0, outside, (-100, 400))
         mask = inside if mask is None else _math(nodes, links, "MULTIPLY", mask, inside, (100, 500))

@@ -48,12 +48,18 @@ def space_hash(space: SearchSpace) -> str:
 def scene_hash(space: SearchSpace) -> str:
     """The preset's scene apart from its tunables' current values (every tunable is set to the middle of its range)
     and the settings a dataset overrides: editing an emitter or the light changes it, renaming the preset does not."""
+    return _digest(scene_data(space))
+
+
+def scene_data(space: SearchSpace) -> dict:
+    """What `scene_hash` digests."""
     dims = (*space.simulation, *space.render)
-    data = space.apply(space.from_unit(dims, [0.5] * len(dims))).model_dump(mode="json")
+    # Settings at their defaults are left out, so a schema that gains a setting (off by default) keeps every model.
+    data = space.apply(space.from_unit(dims, [0.5] * len(dims))).model_dump(mode="json", exclude_defaults=True)
     data = {k: v for k, v in data.items() if k not in _SCENE_IGNORED}
-    data["domain"] = {k: v for k, v in data["domain"].items() if k not in _DOMAIN_IGNORED}
-    data["render"] = {k: v for k, v in data["render"].items() if k not in _RIG_IGNORED}
-    return _digest(data)
+    data["domain"] = {k: v for k, v in data.get("domain", {}).items() if k not in _DOMAIN_IGNORED}
+    data["render"] = {k: v for k, v in data.get("render", {}).items() if k not in _RIG_IGNORED}
+    return data
 
 
 def blender_version() -> str:

@@ -134,8 +134,8 @@ class Material(Strict):
         0.0,
         ge=0.0,
         le=1000.0,
-        description="metres: shading fades the volume out beyond this distance of the domain's vertical axis "
-        "(a round disk in a square domain); 0 turns it off",
+        description="metres: shading fades the volume out beyond this distance of the domain's centre "
+        "(a round disk or cloud in a box-shaped domain); 0 turns it off",
     )
 
     @model_validator(mode="after")
