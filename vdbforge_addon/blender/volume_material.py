@@ -82,6 +82,14 @@ def _ramp(nodes, links, value, lo: float, hi: float, location):
     return ramp.outputs["Result"]
 
 
+def _length(nodes, links, vector, location):
+    node = nodes.new("ShaderNodeVectorMath")
+    node.operation = "LENGTH"
+    node.location = location
+    links.new(vector, node.inputs[0])
+    return node.outputs["Value"]
+
+
 def _radial_mask(nodes, links, material: Material, center):
     """1 outside the core (horizontal distance from the vertical axis through `center`) and inside the edge (distance
     from `center`: a sphere, so a gas that fills its box reads round from every side), fading to 0 across each
@@ -98,34 +106,28 @@ def _radial_mask(nodes, links, material: Material, center):
     offset.location = (-900, 500)
     links.new(geometry.outputs["Position"], offset.inputs[0])
     offset.inputs[1].default_value = tuple(center)
-    flat = nodes.new("ShaderNodeVectorMath")
-    flat.operation = "MULTIPLY"
-    flat.location = (-700, 500)
-    links.new(offset.outputs["Vector"], flat.inputs[0])
-    flat.inputs[1].default_value = (1.0, 1.0, 0.0)
-    distance = nodes.new("ShaderNodeVectorMath")
-    distance.operation = "LENGTH"
-    distance.location = (-500, 500)
-    links.new(flat.outputs["Vector"], distance.inputs[0])
     mask = None
     if material.core_radius:
-        r = distance.outputs["Value"]
+        flat = nodes.new("ShaderNodeVectorMath")
+        flat.operation = "MULTIPLY"
+        flat.location = (-700, 600)
+        links.new(offset.outputs["Vector"], flat.inputs[0])
+        flat.inputs[1].default_value = (1.0, 1.0, 0.0)
+        r = _length(nodes, links, flat.outputs["Vector"], (-500, 600))
         mask = _ramp(nodes, links, r, 0.6 * material.core_radius, material.core_radius, (-300, 600))
     if material.edge_radius:
-        spherical = nodes.new("ShaderNodeVectorMath")
-        spherical.operation = "LENGTH"
-        spherical.location = (-500, 350)
-        links.new(offset.outputs["Vector"], spherical.inputs[0])
-        r = spherical.outputs["Value"]
+        r = _length(nodes, links, offset.outputs["Vector"], (-500, 400))
         outside = _ramp(nodes, links, r, 0.75 * material.edge_radius, material.edge_radius, (-300, 400))
         inside = _math(nodes, links, "SUBTRACT", 1.0, outside, (-100, 400))
         mask = inside if mask is None else _math(nodes, links, "MULTIPLY", mask, inside, (100, 500))
     return mask
 
 
-def build_volume_material(material: Material, grids: set[str], center=(0.0, 0.0, 0.0)) -> bpy.types.Material:
+def build_volume_material(
+    material: Material, grids: set[str], center: tuple[float, float, float] = (0.0, 0.0, 0.0)
+) -> bpy.types.Material:
     """A fresh material: scattering from density, emission = strength * source^gamma coloured per the preset,
-    both faded out near and far from the vertical axis through `center` when the preset sets core / edge radii."""
+    both faded out inside the core radius and beyond the edge radius around `center` when the preset sets them."""
     old = bpy.data.materials.get(MATERIAL_NAME)
     if old is not None:
         bpy.data.materials.remove(old)
