@@ -20,6 +20,25 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULE = "bl_ext.user_default.vdbforge"
 REPORT_PREFIX = "@@EXTENSION-TEST@@ "
 
+# Prepended to extension-session scripts that call methods of registered classes (panels, operators): Blender's UI
+# classes cannot be instantiated outside its UI, so their methods run on this stand-in `self`.
+STANDIN_SELF = r"""
+import inspect as _inspect, types as _types
+
+
+class Standin:
+    def __init__(self, cls, layout=None):
+        self._cls, self.layout, self.reports = cls, layout, []
+
+    def report(self, kind, text):
+        self.reports.append([sorted(kind), text])
+
+    def __getattr__(self, name):
+        value = getattr(self._cls, name)
+        bound = _inspect.isfunction(_inspect.getattr_static(self._cls, name))
+        return _types.MethodType(value, self) if bound else value
+"""
+
 sys.path.insert(0, str(ROOT / "scripts"))
 from build_extension import blender_tools  # noqa: E402
 

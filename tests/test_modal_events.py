@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .test_extension import run_extension_session
+from .test_extension import STANDIN_SELF, run_extension_session
 
 SCRIPT = r"""
-import inspect, json, sys, tempfile, time, types
+import json, sys, tempfile, time, types
 sys.path.insert(0, SITE)
 import bpy
 
@@ -23,18 +23,6 @@ operator = next(c for c in registration.CLASSES if c.__name__ == "VDBFORGE_OT_ba
 context, wm = bpy.context, bpy.context.window_manager
 props = context.scene.vdbforge
 props.preset, props.resolution, props.angles = "smoke_plume", 16, 1
-
-
-class Standin:
-    def __init__(self, cls):
-        self._cls, self.reports = cls, []
-
-    def report(self, kind, text):
-        self.reports.append([sorted(kind), text])
-
-    def __getattr__(self, name):
-        value = getattr(self._cls, name)
-        return types.MethodType(value, self) if inspect.isfunction(inspect.getattr_static(self._cls, name)) else value
 
 
 def run(end, cancel_after_frames=None):
@@ -67,7 +55,7 @@ print(PREFIX + json.dumps(facts))
 
 
 def test_modal_bake_runs_on_timer_events_and_esc_keeps_baked_frames(extension_zip: Path, tmp_path: Path):
-    facts, _ = run_extension_session(extension_zip, tmp_path, SCRIPT)
+    facts, _ = run_extension_session(extension_zip, tmp_path, STANDIN_SELF + SCRIPT)
     done = facts["finished"]
     assert done["ignored"] == ["PASS_THROUGH"], "events other than the timer and Esc pass through"
     assert done["result"] == ["FINISHED"], done

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .test_extension import run_extension_session
+from .test_extension import STANDIN_SELF, run_extension_session
 
 SCRIPT = r"""
-import collections, inspect, json, sys, types
+import collections, json, sys
 sys.path.insert(0, SITE)
 import bpy
 
@@ -113,23 +113,10 @@ class Layout:
         return Layout(where) if returns else None
 
 
-class Drawn:
-    # A stand-in `self`: registered Panel / Menu / UIList classes cannot be instantiated outside Blender's UI.
-    def __init__(self, cls, layout):
-        self._cls, self.layout = cls, layout
-
-    def __getattr__(self, name):
-        static = inspect.getattr_static(self._cls, name)
-        value = getattr(self._cls, name)
-        if inspect.isfunction(static):
-            return types.MethodType(value, self)
-        return value
-
-
 def draw(cls, method, *args):
     if cls is None:
         return
-    fake = Drawn(cls, args[1] if method == "draw_item" else Layout(cls.__name__))
+    fake = Standin(cls, args[1] if method == "draw_item" else Layout(cls.__name__))
     try:
         getattr(cls, method)(fake, *args)
     except Exception as exc:
@@ -178,7 +165,7 @@ print(PREFIX + json.dumps({"problems": problems, "calls": calls, "labels": sorte
 
 
 def test_every_panel_draws_against_blenders_rna(extension_zip: Path, tmp_path: Path):
-    facts, _ = run_extension_session(extension_zip, tmp_path, SCRIPT)
+    facts, _ = run_extension_session(extension_zip, tmp_path, STANDIN_SELF + SCRIPT)
     assert facts["problems"] == []
     assert len(facts["presets"]) >= 12
     draws = len(facts["presets"]) + 2

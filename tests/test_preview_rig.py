@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,7 +56,7 @@ def _luminance(path) -> np.ndarray:
 def test_core_and_edge_radii_cut_a_dark_centre_and_a_round_rim(tmp_path):
     """The accretion disk's black hole and round rim are shading: the same bake seen from above with both radii
     and with neither (a copy of the preset with them at 0)."""
-    builtin = json.loads((Path(__file__).parents[1] / "vdbforge_addon" / "presets" / "accretion_disk.json").read_text())
+    builtin = json.loads(resolve_preset("accretion_disk").model_dump_json())
     builtin["material"].update(core_radius=0.0, edge_radius=0.0)
     builtin["parameters"] = [p for p in builtin["parameters"] if p["path"] != "material.core_radius"]
     plain = tmp_path / "plain.json"
