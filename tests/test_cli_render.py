@@ -92,6 +92,11 @@ def test_bad_inputs_give_one_line_errors_and_write_nothing(tmp_path):
         run_cli("render", "--preset", "fire", "--out", str(out), "--resolution", "100000"), "outside [8, 512]", out
     )
     _assert_clean_failure(run_cli(*render, "--preset", "fire", "--frames", "5:2"), "--frames '5:2'", out)
+    _assert_clean_failure(
+        run_cli(*render, "--preset", "fire", "--preview-frames", "2,9"),
+        "--preview-frames: 9 is outside the baked frames 1:3",
+        out,
+    )
     _assert_clean_failure(run_cli("render", "--preset", "fire"), "the following arguments are required: --out")
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vdbforge_addon.core.render_run import format_frame_list
+
 from .conftest import run_cli
 from .nanovdb.build import run_checker, sort_voxels
 
@@ -75,13 +77,16 @@ def test_render_nanovdb_matches_vdb_through_official_reader(kept_cache_render, t
         assert_nvdb_matches_vdb(nvdb, vdb, tmp_path)
 
 
-def test_export_reexports_kept_cache_with_new_settings(kept_cache_render, tmp_path):
+def test_export_reexports_kept_cache_with_new_settings(kept_cache_render, tmp_path, monkeypatch):
     out = tmp_path / "re"
+    # frames this small stay in one process by default; force the helper process the sequence export uses at scale
+    monkeypatch.setenv("VDBFORGE_NVDB_HELPERS", "1")
     proc = run_cli("export", "--cache", str(kept_cache_render / "cache"), "--out", str(out), "--frames", "2:6:2",
                    "--grids", "flame,velocity", "--precision", "float", "--nanovdb", "--quantize", "fp16", "--json")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert [Path(p).name for p in result["vdb_files"]] == ["fire_0002.vdb", "fire_0004.vdb", "fire_0006.vdb"]
+    assert result["nanovdb_helpers"] == 1
     for name, grids in result["grids_per_frame"].items():
         assert set(grids) <= {"flame", "velocity"}, name
     for nvdb, vdb in zip(result["nanovdb_files"], result["vdb_files"], strict=True):
@@ -149,3 +154,9 @@ def test_liquid_render_writes_nanovdb_level_sets(tmp_path):
     assert len(result["nanovdb_files"]) == len(result["vdb_files"]) > 0
     for nvdb, vdb in zip(result["nanovdb_files"], result["vdb_files"], strict=True):
         assert_nvdb_matches_vdb(Path(nvdb), Path(vdb), tmp_path)
+
+
+def test_per_frame_notices_are_reported_once_with_their_frames():
+    assert format_frame_list([7]) == "frame 7"
+    assert format_frame_list([12, 1, 2, 3, 8, 10, 11]) == "frames 1-3,8,10-12"
+    assert format_frame_list([2, 4, 6, 10]) == "frames 2-6,10"  # the export's frame step is a run

@@ -34,15 +34,16 @@ def run_export_job(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
         frames,
         lambda done, total: emit.progress("export", done, total),
     )
-    for notice in report.notices:
+    for notice in report.all_notices():
         emit.send("log", level="notice", message=notice)
     return {
         "preset_id": preset.id,
         "frames": report.frames,
         "vdb_files": report.files,
         "nanovdb_files": report.nanovdb_files,
+        "nanovdb_helpers": report.nanovdb_helpers,
         "grids_per_frame": {str(k): v for k, v in report.grids_per_frame.items()},
-        "notices": report.notices,
+        "notices": report.all_notices(),
         "export": preset.export.model_dump(mode="json"),
         "timings": {"export": time.perf_counter() - started},
     }

@@ -29,7 +29,7 @@ from ..core.preset_model import Preset
 from .cache_grids import DomainGeometry, cache_file
 from .liquid_scene import liquid_settings
 from .openvdb_import import import_openvdb
-from .vdb_export import ExportReport, write_frame
+from .vdb_export import ExportReport, finish_nanovdb, nanovdb_converter, take_grid, write_frame
 
 ProgressFn = Callable[[int, int], None]
 HALF_WIDTH = 3.0
@@ -153,7 +153,7 @@ def count_density(vdb: ModuleType, positions: np.ndarray, geometry: DomainGeomet
 
 
 def _frame_grids(
-    vdb: ModuleType, preset: Preset, cache_dir: Path, frame: int, domain: bpy.types.Object | None, notices: list[str]
+    vdb: ModuleType, preset: Preset, cache_dir: Path, frame: int, domain: bpy.types.Object | None, report: ExportReport
 ) -> list[tuple[str, Any, Any]]:
     """(name, grid, class) of every grid this frame can offer, before empty ones are weeded out."""
     geometry = DomainGeometry.from_domain(preset.domain)
@@ -162,7 +162,7 @@ def _frame_grids(
     if "levelset" in preset.export.grids:
         path = mesh_file(cache_dir, frame)
         if not path.is_file():
-            notices.append(f"frame {frame}: no surface mesh in the cache; 'levelset' skipped")
+            report.note(frame, "no surface mesh in the cache; 'levelset' skipped")
         else:
             points, triangles = read_bobj(path)
             if len(triangles):
@@ -174,7 +174,7 @@ def _frame_grids(
     if "velocity" in preset.export.grids:
         data = cache_file(cache_dir, "data", frame)
         if not data.is_file():
-            notices.append(f"frame {frame}: no data file in the cache; 'velocity' skipped")
+            report.note(frame, "no data file in the cache; 'velocity' skipped")
         else:
             # Read by name: the file's FLIP point grid uses a codec that is only registered once Blender has baked.
             grid = vdb.read(str(data), "velocity")
@@ -213,25 +213,20 @@ def export_liquid_frames(
         # Blender decodes the particle cache for us; without the baked domain there is no reader for it.
         report.notices.append("secondary particles are only exported right after the bake; skipped")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for n, frame in enumerate(frames, start=1):
-        chosen, counts = [], {}
-        found = _frame_grids(vdb, preset, cache_dir, frame, domain if want_secondary else None, report.notices)
-        for name, grid, grid_class in found:
-            if grid_class != vdb.GridClass.LEVEL_SET:
-                # Not for level sets: pruning inactive nodes to the (positive) background would turn inside to outside.
-                grid.pruneInactive()
-            count = int(grid.activeVoxelCount())
-            if count == 0:
-                report.notices.append(f"frame {frame}: grid '{name}' is empty; skipped")
-                continue
-            grid.name = name
-            grid.gridClass = grid_class
-            grid.saveFloatAsHalf = half
-            chosen.append(grid)
-            counts[name] = count
-            if name == "levelset" and (box := interior_world_bounds(grid)) is not None:
-                report.visible_bounds[frame] = box
-        write_frame(vdb, report, out_dir, preset, params, frame, chosen, counts)
-        if on_progress:
-            on_progress(n, len(frames))
+    with nanovdb_converter(vdb, preset, len(frames)) as nanovdb:
+        for n, frame in enumerate(frames, start=1):
+            chosen, counts = [], {}
+            found = _frame_grids(vdb, preset, cache_dir, frame, domain if want_secondary else None, report)
+            for name, grid, grid_class in found:
+                if grid_class != vdb.GridClass.LEVEL_SET:
+                    # Not for level sets: pruning inactive nodes to the (positive) background would turn inside to
+                    # outside.
+                    grid.pruneInactive()
+                taken = take_grid(report, frame, name, grid, grid_class, half, chosen, counts)
+                if taken and name == "levelset" and (box := interior_world_bounds(grid)) is not None:
+                    report.visible_bounds[frame] = box
+            write_frame(vdb, report, out_dir, preset, params, frame, chosen, counts, nanovdb)
+            if on_progress:
+                on_progress(n, len(frames))
+        finish_nanovdb(report, nanovdb)
     return report

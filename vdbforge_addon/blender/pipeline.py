@@ -100,7 +100,7 @@ def bake_and_export(job: dict[str, Any], preset: Preset, emit: Emitter) -> Baked
 
         export = export_gas_frames(preset, params, cache_dir, out_dir / "vdb", frames, progress)
     timings["export"] = time.perf_counter() - t
-    for notice in export.notices:
+    for notice in export.all_notices():
         emit.send("log", level="notice", message=notice)
     return BakedAsset(preset, export, baked, runtime_report, timings)
 
@@ -140,9 +140,10 @@ def asset_result(asset: BakedAsset, preview: PreviewReport, frames: list[int]) -
         "baked_frames": asset.baked_frames,
         "vdb_files": export.files,
         "nanovdb_files": export.nanovdb_files,
+        "nanovdb_helpers": export.nanovdb_helpers,
         "grids_per_frame": {str(k): v for k, v in export.grids_per_frame.items()},
         "active_voxels": {str(k): v for k, v in export.active_voxels.items()},
-        "notices": export.notices,
+        "notices": export.all_notices(),
         "preview_frames": frames,
         "previews": preview.images,
         "contact_sheet": preview.contact_sheet,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import temp_path_for
-from ..core.nanovdb import convert_vdb_file
+from ..core.nanovdb.frame_pool import FrameConverter
 from ..core.preset_model import Preset
+from ..core.render_run import format_frame_list
 from ..core.vdb_recompress import recompress_vdb
 from ..core.version import vdbforge_version
 from .cache_grids import DomainGeometry, pick_grid, read_gas_frame
@@ -24,11 +26,20 @@ ProgressFn = Callable[[int, int], None]
 class ExportReport:
     files: list[str] = field(default_factory=list)
     nanovdb_files: list[str] = field(default_factory=list)
+    nanovdb_helpers: int = 0  # helper processes the .nvdb conversion used (core/nanovdb/frame_pool.py)
     frames: list[int] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     grids_per_frame: dict[int, list[str]] = field(default_factory=dict)
     active_voxels: dict[int, dict[str, int]] = field(default_factory=dict)
     visible_bounds: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)
+    frame_notes: dict[str, list[int]] = field(default_factory=dict)
+
+    def note(self, frame: int, text: str) -> None:
+        """A per-frame notice; the same text on many frames is reported once with their range."""
+        self.frame_notes.setdefault(text, []).append(frame)
+
+    def all_notices(self) -> list[str]:
+        return [*self.notices, *(f"{format_frame_list(fs)}: {text}" for text, fs in self.frame_notes.items())]
 
     def union_bounds(self, frames: list[int] | None = None) -> tuple[list[float], list[float]] | None:
         boxes = [self.visible_bounds[f] for f in (frames or self.visible_bounds) if f in self.visible_bounds]
@@ -81,28 +92,61 @@ def write_vdb(vdb, path: Path, grids: list, metadata: dict, compression: str = "
             recompress_vdb(tmp, tmp, compression)
 
 
-def write_nanovdb_beside(vdb, vdb_path: Path, preset: Preset) -> Path:
-    """`nvdb/<name>.nvdb` next to `vdb/`, converted from the file just written so both hold identical values."""
+def nanovdb_converter(vdb, preset: Preset, frames: int) -> contextlib.AbstractContextManager[FrameConverter | None]:
+    """The converter `write_frame` hands each written `.vdb` to, or None when the preset exports no NanoVDB."""
     settings = preset.export
-    nvdb_path = vdb_path.parent.parent / "nvdb" / vdb_path.with_suffix(".nvdb").name
-    nvdb_path.parent.mkdir(parents=True, exist_ok=True)
-    convert_vdb_file(
-        vdb_path, nvdb_path, vdb, codec=settings.nanovdb_codec, quantize=settings.quantize, tolerance=settings.tolerance
+    if not settings.nanovdb:
+        return contextlib.nullcontext(None)
+    return FrameConverter(
+        vdb, frames=frames, codec=settings.nanovdb_codec, quantize=settings.quantize, tolerance=settings.tolerance
     )
-    return nvdb_path
+
+
+def finish_nanovdb(report: ExportReport, nanovdb: FrameConverter | None) -> None:
+    """Wait for the last .nvdb frames (raising the first failure) and record them."""
+    if nanovdb is not None:
+        report.nanovdb_files = nanovdb.finish()
+        report.nanovdb_helpers = nanovdb.helpers_used
+
+
+def take_grid(
+    report: ExportReport, frame: int, name: str, grid, grid_class, half: bool, chosen: list, counts: dict
+) -> bool:
+    """Name and class a grid and add it to the frame's list, or (empty) note it as skipped and return False."""
+    count = int(grid.activeVoxelCount())
+    if count == 0:
+        report.note(frame, f"grid '{name}' is empty; skipped")
+        return False
+    grid.name = name
+    grid.gridClass = grid_class
+    grid.saveFloatAsHalf = half
+    chosen.append(grid)
+    counts[name] = count
+    return True
 
 
 def write_frame(
-    vdb, report: ExportReport, out_dir: Path, preset: Preset, params: dict, frame: int, grids: list, counts: dict
+    vdb,
+    report: ExportReport,
+    out_dir: Path,
+    preset: Preset,
+    params: dict,
+    frame: int,
+    grids: list,
+    counts: dict,
+    nanovdb: FrameConverter | None,
 ) -> None:
-    """Write one frame's non-empty grids (and its .nvdb when asked) and record it; a frame with none is a notice."""
+    """Write one frame's non-empty grids and record it; a frame with none is a notice. With a converter its
+    `nvdb/<name>.nvdb` (next to `vdb/`) is converted from the file just written, so both hold identical values."""
     if not grids:
-        report.notices.append(f"frame {frame}: every grid is empty; no file written")
+        report.note(frame, "every grid is empty; no file written")
         return
     path = out_dir / f"{preset.id}_{frame:04d}.vdb"
     write_vdb(vdb, path, grids, asset_metadata(preset, params, frame), preset.export.compression)
-    if preset.export.nanovdb:
-        report.nanovdb_files.append(str(write_nanovdb_beside(vdb, path, preset)))
+    if nanovdb is not None:
+        nvdb_path = path.parent.parent / "nvdb" / path.with_suffix(".nvdb").name
+        nvdb_path.parent.mkdir(parents=True, exist_ok=True)
+        nanovdb.submit(path, nvdb_path)
     report.files.append(str(path))
     report.frames.append(frame)
     report.grids_per_frame[frame] = [g.name for g in grids]
@@ -124,37 +168,33 @@ def export_gas_frames(
     half = preset.export.precision == "half"
     report = ExportReport()
     out_dir.mkdir(parents=True, exist_ok=True)
-    for n, frame in enumerate(frames, start=1):
-        cached = read_gas_frame(cache_dir, frame, geometry, upres)
-        chosen = []
-        counts: dict[str, int] = {}
-        for name in preset.export.grids:
-            picked = pick_grid(cached, name)
-            if picked is None:
-                report.notices.append(f"frame {frame}: grid '{name}' is not in the cache; skipped")
-                continue
-            _source, grid = picked
-            grid.pruneInactive()
-            count = int(grid.activeVoxelCount())
-            if count == 0:
-                report.notices.append(f"frame {frame}: grid '{name}' is empty; skipped")
-                continue
-            grid.name = name
-            grid.gridClass = vdb.GridClass.FOG_VOLUME if name != "velocity" else vdb.GridClass.UNKNOWN
-            grid.saveFloatAsHalf = half
-            chosen.append(grid)
-            counts[name] = count
-            if name in BOUNDS_GRIDS and (box := visible_world_bounds(grid)) is not None:
-                old = report.visible_bounds.get(frame)
-                report.visible_bounds[frame] = (
-                    box
-                    if old is None
-                    else (
-                        [min(a, b) for a, b in zip(old[0], box[0], strict=True)],
-                        [max(a, b) for a, b in zip(old[1], box[1], strict=True)],
-                    )
-                )
-        write_frame(vdb, report, out_dir, preset, params, frame, chosen, counts)
-        if on_progress:
-            on_progress(n, len(frames))
+    with nanovdb_converter(vdb, preset, len(frames)) as nanovdb:
+        for n, frame in enumerate(frames, start=1):
+            cached = read_gas_frame(cache_dir, frame, geometry, upres)
+            chosen = []
+            counts: dict[str, int] = {}
+            for name in preset.export.grids:
+                picked = pick_grid(cached, name)
+                if picked is None:
+                    report.note(frame, f"grid '{name}' is not in the cache; skipped")
+                    continue
+                _source, grid = picked
+                grid.pruneInactive()
+                grid_class = vdb.GridClass.FOG_VOLUME if name != "velocity" else vdb.GridClass.UNKNOWN
+                if not take_grid(report, frame, name, grid, grid_class, half, chosen, counts):
+                    continue
+                if name in BOUNDS_GRIDS and (box := visible_world_bounds(grid)) is not None:
+                    report.visible_bounds[frame] = _union_box(report.visible_bounds.get(frame), box)
+            write_frame(vdb, report, out_dir, preset, params, frame, chosen, counts, nanovdb)
+            if on_progress:
+                on_progress(n, len(frames))
+        finish_nanovdb(report, nanovdb)
     return report
+
+
+def _union_box(old: tuple[list[float], list[float]] | None, box: tuple[list[float], list[float]]):
+    if old is None:
+        return box
+    return [min(a, b) for a, b in zip(old[0], box[0], strict=True)], [
+        max(a, b) for a, b in zip(old[1], box[1], strict=True)
+    ]

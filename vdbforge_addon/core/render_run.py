@@ -61,6 +61,21 @@ def parse_frame_list(text: str) -> list[int]:
     return frames
 
 
+def format_frame_list(frames: list[int]) -> str:
+    """`frame 7` or `frames 1-3,8,10-14` (runs at the list's smallest step), for notices that span many frames."""
+    frames = sorted(set(frames))
+    if len(frames) == 1:
+        return f"frame {frames[0]}"
+    step = min(b - a for a, b in zip(frames, frames[1:], strict=False))
+    runs: list[list[int]] = []
+    for f in frames:
+        if runs and f - runs[-1][-1] == step:
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    return "frames " + ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
 def parse_views(text: str) -> list[tuple[float, float]]:
     """`0:10,90:10,0:89` → [(azimuth, elevation), …] in degrees."""
     views = []
@@ -102,6 +117,14 @@ def resolve_render_preset(preset: Preset, options: RenderOptions) -> Preset:
         scale = options.preview_size / max(rig["width"], rig["height"])
         rig["width"], rig["height"] = (max(16, round(rig[k] * scale)) for k in ("width", "height"))
     resolved = validate_preset(data, f"preset '{preset.id}'")
+    start, end = resolved.domain.frame_start, resolved.domain.frame_end
+    outside = [f for f in options.preview_frames or [] if not start <= f <= end]
+    if outside:
+        # asked for explicitly, so the nearest baked frame would be a silent substitute (the preset's own preview
+        # frames still fall back to the nearest one when --frames shortens the bake)
+        listed = ",".join(map(str, outside))
+        verb = "is" if len(outside) == 1 else "are"
+        raise PresetError(f"--preview-frames: {listed} {verb} outside the baked frames {start}:{end}")
     return resolved
 
 

@@ -24,7 +24,7 @@ OnMessage = Callable[[dict[str, Any]], None]
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: if the parent is killed (kill -9 of a match run), the kernel kills the worker
     too, instead of leaving an orphan baking into a folder nobody will read."""
     import ctypes
@@ -117,7 +117,7 @@ class WorkerHandle:
             env=env,
             pass_fds=(write_fd,),
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         os.close(write_fd)
         self._protocol = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")

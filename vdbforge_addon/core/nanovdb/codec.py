@@ -22,6 +22,21 @@ def _blosc():
     return blosc
 
 
+def single_threaded_blosc() -> int | None:
+    """Compress with one blosc thread (when frames already run side by side in processes); returns the previous
+    thread count to restore, or None without the blosc package."""
+    try:
+        import blosc
+    except ImportError:
+        return None
+    return blosc.set_nthreads(1)
+
+
+def restore_blosc_threads(previous: int | None) -> None:
+    if previous is not None:
+        _blosc().set_nthreads(previous)
+
+
 def check_codec(codec: str) -> None:
     if codec not in ("none", "zip", "blosc"):
         raise VDBForgeError(f"unknown NanoVDB codec '{codec}'; use none, zip or blosc")
