@@ -173,10 +173,11 @@ class FrameConverter:
 
     def _start_helpers(self) -> None:
         # this process's own path too: inside Blender the extension's wheels (blosc) live on an added site folder
-        paths = [str(PACKAGE_DIR.parent), str(Path(self._openvdb.__file__).parent), *sys.path]
+        paths = [str(PACKAGE_DIR.parent), *sys.path]
+        module = (self._openvdb.__name__, str(Path(self._openvdb.__file__).resolve()))
         code = (
             f"import sys; sys.path[:0] = {paths!r}; "
-            f"from {PACKAGE_DIR.name}.core.nanovdb.frame_helper import serve; serve()"
+            f"from {PACKAGE_DIR.name}.core.nanovdb.frame_helper import serve; serve(*{module!r})"
         )
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
         for _ in range(self._max_helpers):
