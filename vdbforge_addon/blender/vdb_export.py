@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,9 +44,19 @@ class ExportReport:
 
     def union_bounds(self, frames: list[int] | None = None) -> tuple[list[float], list[float]] | None:
         boxes = [self.visible_bounds[f] for f in (frames or self.visible_bounds) if f in self.visible_bounds]
-        if not boxes:
-            return None
-        return [min(b[0][i] for b in boxes) for i in range(3)], [max(b[1][i] for b in boxes) for i in range(3)]
+        return functools.reduce(union_box, boxes, None)
+
+
+Box = tuple[list[float], list[float]]
+
+
+def union_box(old: Box | None, box: Box) -> Box:
+    """The world box holding both (`old` may be None: nothing yet)."""
+    if old is None:
+        return box
+    return [min(a, b) for a, b in zip(old[0], box[0], strict=True)], [
+        max(a, b) for a, b in zip(old[1], box[1], strict=True)
+    ]
 
 
 BOUNDS_GRIDS = ("density", "flame")
@@ -184,17 +195,9 @@ def export_gas_frames(
                 if not take_grid(report, frame, name, grid, grid_class, half, chosen, counts):
                     continue
                 if name in BOUNDS_GRIDS and (box := visible_world_bounds(grid)) is not None:
-                    report.visible_bounds[frame] = _union_box(report.visible_bounds.get(frame), box)
+                    report.visible_bounds[frame] = union_box(report.visible_bounds.get(frame), box)
             write_frame(vdb, report, out_dir, preset, params, frame, chosen, counts, nanovdb)
             if on_progress:
                 on_progress(n, len(frames))
         finish_nanovdb(report, nanovdb)
     return report
-
-
-def _union_box(old: tuple[list[float], list[float]] | None, box: tuple[list[float], list[float]]):
-    if old is None:
-        return box
-    return [min(a, b) for a, b in zip(old[0], box[0], strict=True)], [
-        max(a, b) for a, b in zip(old[1], box[1], strict=True)
-    ]

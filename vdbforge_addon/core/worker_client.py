@@ -33,6 +33,12 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment for a child Python that sets its own sys.path (a worker, a NanoVDB helper): the
+    variables that would put another interpreter's modules first are dropped."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+
+
 @dataclass
 class WorkerCommand:
     """How to start a worker: the pip-wheel interpreter (`python -m`) or a real Blender binary (`-b --python-expr`)."""
@@ -90,7 +96,7 @@ class WorkerHandle:
 
         command = command or WorkerCommand.detect()
         read_fd, write_fd = os.pipe()
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+        env = child_environment()
         env[FD_ENV] = str(write_fd)
         env.setdefault("PYTHONUNBUFFERED", "1")
         paths = [str(PACKAGE_DIR.parent), *(extra_sys_path or [])]

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import VDBForgeError
-from ..worker_client import die_with_parent
+from ..worker_client import child_environment, die_with_parent
 from .codec import restore_blosc_threads, single_threaded_blosc
 from .openvdb_io import convert_vdb_file
 from .writer import check_options
@@ -179,7 +179,7 @@ class FrameConverter:
             f"import sys; sys.path[:0] = {paths!r}; "
             f"from {PACKAGE_DIR.name}.core.nanovdb.frame_helper import serve; serve(*{module!r})"
         )
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+        env = child_environment()
         for _ in range(self._max_helpers):
             self._helpers.append(_Helper(self, [sys.executable, "-s", "-c", code], env))
         self._started = len(self._helpers)
