@@ -94,6 +94,14 @@ def test_export_reexports_kept_cache_with_new_settings(kept_cache_render, tmp_pa
         assert_nvdb_matches_vdb(Path(nvdb), Path(vdb), tmp_path, atol=2e-5)
 
 
+def test_export_reports_a_skipped_grid_once_with_its_frames(kept_cache_render, tmp_path):
+    proc = run_cli("export", "--cache", str(kept_cache_render / "cache"), "--out", str(tmp_path / "re"),
+                   "--frames", "2:6:2", "--grids", "flame,color", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # the fire preset has no colour: one notice for the three frames, not one per frame
+    assert json.loads(proc.stdout)["notices"] == ["frames 2-6: grid 'color' is not in the cache; skipped"]
+
+
 def test_export_refuses_bad_settings_before_writing(kept_cache_render, tmp_path):
     out = tmp_path / "bad"
     cache = str(kept_cache_render / "cache")
