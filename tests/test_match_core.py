@@ -80,6 +80,28 @@ def test_optimizers_start_at_the_start_and_repeat_for_a_seed(kind):
     assert run(7) == first and run(8) != first
 
 
+def test_cma_opens_with_a_spread_generation_and_refines_around_its_best():
+    import numpy as np
+
+    start = [0.2, 0.5, 0.9]
+    opt = make_optimizer("cma", start, 0.25, 3, 8)
+    opening = opt.ask()
+    assert opening[0] == start and opt.ask() == opening  # asked again before a tell: the same opening
+    spread = np.asarray(opening[1:])
+    assert (spread.min(axis=0) < 0.25).all() and (spread.max(axis=0) > 0.75).all()  # the whole box, per dimension
+    target = np.asarray(opening[5])
+    opt.tell(opening, [1.0 - float(np.linalg.norm(np.asarray(p) - target)) for p in opening])
+    refine = np.asarray(opt.ask())
+    assert not any(np.allclose(p, target) for p in refine)  # the best point is not baked twice
+    # Centred on the opening's best, not on the start: the refinement's mean is nearer the best point.
+    assert np.linalg.norm(refine.mean(axis=0) - target) < np.linalg.norm(refine.mean(axis=0) - np.asarray(start))
+    assert np.linalg.norm(refine - target, axis=1).max() < 0.6
+
+    # An informed start (a prediction with its spread) is trusted: the opening stays within start ± 2 σ₀.
+    informed = make_optimizer("cma", start, 0.05, 3, 8, informed=True).ask()
+    assert all(abs(u - s) <= 0.1 + 1e-9 for p in informed for u, s in zip(p, start, strict=True))
+
+
 def test_one_dimension_works_with_cma():
     opt = make_optimizer("cma", [0.3], 0.2, 0, 4)
     points = opt.ask()

@@ -32,7 +32,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     match.add_argument("--patience", type=int, help="stop after this many generations without improvement")
     match.add_argument("--optimizer", choices=("cma", "random"), help="outer search (default cma)")
     match.add_argument("--seed", type=int, help="random seed (default 0)")
-    match.add_argument("--sigma0", type=float, help="initial CMA-ES step in normalised units (default 0.25)")
+    match.add_argument(
+        "--sigma0",
+        type=float,
+        help="initial step in normalised units (default 0.25); an informed start's opening covers start ± 2σ₀, "
+        "the refinement steps 0.6σ₀",
+    )
     match.add_argument("--inner-budget", type=int, help="renders for the render-time fit per candidate (default 10)")
     match.add_argument("--resolution", type=int, help="domain resolution of every bake")
     match.add_argument("--frames", help="bake frames A:B")

@@ -65,8 +65,9 @@ class MatchController:
         self.command = command
         start = config["init"]["x"]
         self.optimizer = make_optimizer(
-            self.settings.optimizer, start, config["init"]["sigma0"], self.settings.seed, self.settings.population
-        )
+            self.settings.optimizer, start, config["init"]["sigma0"], self.settings.seed, self.settings.population,
+            informed=config["init"].get("kind", "default") != "default",
+        )  # fmt: skip
         run.remove_stale_stages()
         self.done: dict[int, dict[str, Any]] = {e["index"]: e for e in run.read_history()}
         self.running: dict[int, Running] = {}

@@ -4,6 +4,11 @@ Both are generation based and deterministic for a seed: a generation of `populat
 any order by the worker pool, and told back in index order, so a resumed run replays exactly. The first point of the
 first generation is the start (preset defaults or a warm start) for both, so the baseline sees it too. Scores are
 similarities in [0, 1]; CMA-ES minimises 1 − score.
+
+`cma` opens with one space-filling generation (the start and a scrambled Sobol sample of the search region) and
+runs CMA-ES from that generation's best point: at ~32 bakes the landscape is rough at the scale a search can explore
+(../shared/MATCHING.md), so a mean recombined from a few widely spread points lands between basins, while the best
+point of a well spread first look is a basin worth refining.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ class RandomSearch:
 class CmaSearch:
     """pycma with box bounds [0, 1]; a single dimension gets a dummy partner (pycma needs at least two)."""
 
-    def __init__(self, start: list[float], sigma0: float, seed: int, population: int) -> None:
+    def __init__(
+        self, start: list[float], sigma0: float, seed: int, population: int, include_start: bool = True
+    ) -> None:
         import cma
 
         self.dims = len(start)
@@ -47,7 +54,8 @@ class CmaSearch:
             "tolflatfitness": 10_000,  # flat generations are normal with small budgets; the budget decides
         }
         self.es = cma.CMAEvolutionStrategy(x0, sigma0, options)
-        self.es.inject([x0], force=True)
+        if include_start:
+            self.es.inject([x0], force=True)
         self._asked: list[np.ndarray] = []
 
     def ask(self) -> list[list[float]]:
@@ -60,11 +68,44 @@ class CmaSearch:
         self.es.tell(self._asked, [1.0 - s for s in scores])
 
 
-def make_optimizer(kind: str, start: list[float], sigma0: float, seed: int, population: int):
+class OpenedCmaSearch:
+    """Generation 0: the start plus population − 1 scrambled Sobol points of the opening region (the whole box, or
+    start ± 2 σ₀ for an informed start); then CMA-ES from generation 0's best point with step REFINE × σ₀, without
+    re-baking that point."""
+
+    REFINE = 0.6  # the opening looked at σ₀'s scale already; the refinement works closer to its best point
+
+    def __init__(self, start: list[float], sigma0: float, seed: int, population: int, informed: bool = False) -> None:
+        from .space_filling import sobol_points
+
+        self.sigma0, self.seed, self.population = sigma0, seed, population
+        low = [max(0.0, u - 2 * sigma0) if informed else 0.0 for u in start]
+        high = [min(1.0, u + 2 * sigma0) if informed else 1.0 for u in start]
+        sample = sobol_points(len(start), max(1, population - 1), seed)
+        self.opening = [list(start)] + [
+            [lo + u * (hi - lo) for u, lo, hi in zip(point, low, high, strict=True)] for point in sample
+        ][: population - 1]
+        self.cma: CmaSearch | None = None
+
+    def ask(self) -> list[list[float]]:
+        if self.cma is None:
+            return [list(p) for p in self.opening]
+        return self.cma.ask()
+
+    def tell(self, points: list[list[float]], scores: list[float]) -> None:
+        if self.cma is not None:
+            self.cma.tell(points, scores)
+        elif len(scores) == len(self.opening):
+            best = self.opening[int(np.argmax(scores))]  # the first of equals: the start wins ties
+            self.cma = CmaSearch(best, self.REFINE * self.sigma0, self.seed, self.population, include_start=False)
+
+
+def make_optimizer(kind: str, start: list[float], sigma0: float, seed: int, population: int, informed: bool = False):
+    """`informed`: the start is a prediction or a warm start (its σ₀ says how far to trust it), not the preset's."""
     if not start:
         return RandomSearch([], seed, 1)  # nothing to search: one bake, the inner fit does the rest
     if kind == "random":
         return RandomSearch(start, seed, population)
     if kind == "cma":
-        return CmaSearch(start, sigma0, seed, population)
+        return OpenedCmaSearch(start, sigma0, seed, population, informed)
     raise VDBForgeError(f"unknown optimizer '{kind}' (choose cma or random)")
