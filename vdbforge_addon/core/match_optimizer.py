@@ -7,7 +7,7 @@ similarities in [0, 1]; CMA-ES minimises 1 − score.
 
 `cma` opens with one space-filling generation (the start and a scrambled Sobol sample of the search region) and
 runs CMA-ES from that generation's best point: at ~32 bakes the landscape is rough at the scale a search can explore
-(../shared/MATCHING.md), so a mean recombined from a few widely spread points lands between basins, while the best
+(../shared/MATCHING.md), so a mean recombined from a few widely spread points can land between basins, while the best
 point of a well spread first look is a basin worth refining.
 """
 
