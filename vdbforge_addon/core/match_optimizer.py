@@ -5,7 +5,7 @@ any order by the worker pool, and told back in index order, so a resumed run rep
 first generation is the start (preset defaults or a warm start) for both, so the baseline sees it too. Scores are
 similarities in [0, 1]; CMA-ES minimises 1 − score.
 
-`cma` opens with one space-filling generation (the start and a scrambled Sobol sample of the search region) and
+`cma` opens with one space-filling generation (the start and a Latin hypercube sample of the search region) and
 runs CMA-ES from that generation's best point: at ~32 bakes the landscape is rough at the scale a search can explore
 (../shared/MATCHING.md), so a mean recombined from a few widely spread points can land between basins, while the best
 point of a well spread first look is a basin worth refining.
@@ -69,22 +69,22 @@ class CmaSearch:
 
 
 class OpenedCmaSearch:
-    """Generation 0: the start plus population − 1 scrambled Sobol points of the opening region (the whole box, or
+    """Generation 0: the start plus population − 1 Latin hypercube points of the opening region (the whole box, or
     start ± 2 σ₀ for an informed start); then CMA-ES from generation 0's best point with step REFINE × σ₀, without
     re-baking that point."""
 
     REFINE = 0.6  # the opening looked at σ₀'s scale already; the refinement works closer to its best point
 
     def __init__(self, start: list[float], sigma0: float, seed: int, population: int, informed: bool = False) -> None:
-        from .space_filling import sobol_points
+        from .space_filling import latin_hypercube
 
         self.sigma0, self.seed, self.population = sigma0, seed, population
         low = [max(0.0, u - 2 * sigma0) if informed else 0.0 for u in start]
         high = [min(1.0, u + 2 * sigma0) if informed else 1.0 for u in start]
-        sample = sobol_points(len(start), max(1, population - 1), seed)
+        sample = latin_hypercube(len(start), max(0, population - 1), seed)
         self.opening = [list(start)] + [
             [lo + u * (hi - lo) for u, lo, hi in zip(point, low, high, strict=True)] for point in sample
-        ][: population - 1]
+        ]
         self.cma: CmaSearch | None = None
 
     def ask(self) -> list[list[float]]:
