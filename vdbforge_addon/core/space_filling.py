@@ -1,4 +1,4 @@
-"""Space-filling samples of the unit cube, shared by the dataset job and the outer search's opening generation."""
+"""Space-filling samples of the unit cube: Sobol (scipy) for the dataset job, a Latin hypercube (numpy) for the search."""
 
 from __future__ import annotations
 
