@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +30,6 @@ from .errors import VDBForgeError
 from .match_space import SearchSpace
 from .preset_model import Preset
 from .render_run import RenderOptions, build_render_job, resolve_render_preset
-from .space_filling import sobol_points
 from .worker_client import WorkerCommand, WorkerHandle
 from .worker_pool import PoolWorker, collect_finished, stop_workers
 
@@ -72,6 +73,17 @@ def clock_text(seconds: float | None) -> str:
         if seconds >= 3600
         else f"{seconds // 60}:{seconds % 60:02d}"
     )
+
+
+def sobol_points(dimensions: int, n: int, seed: int) -> list[list[float]]:
+    """The first n points of one scrambled Sobol sequence: a larger n extends a dataset with the same seed."""
+    from scipy.stats import qmc
+
+    sampler = qmc.Sobol(d=dimensions, scramble=True, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # scipy's note that n is not a power of two
+        points = sampler.random_base2(max(0, math.ceil(math.log2(n)))) if n > 1 else sampler.random(1)
+    return [[float(v) for v in row] for row in points[:n]]
 
 
 @dataclass

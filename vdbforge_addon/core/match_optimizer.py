@@ -68,6 +68,14 @@ class CmaSearch:
         self.es.tell(self._asked, [1.0 - s for s in scores])
 
 
+def latin_hypercube(dimensions: int, n: int, seed: int) -> list[list[float]]:
+    """n points, one in each of n equal slices of every dimension, seeded. numpy only: the search runs inside
+    Blender's Python, which has numpy but no scipy."""
+    rng = np.random.default_rng(seed)
+    slices = np.stack([rng.permutation(n) for _ in range(dimensions)], axis=1)
+    return ((slices + rng.random((n, dimensions))) / n).tolist()
+
+
 class OpenedCmaSearch:
     """Generation 0: the start plus population − 1 Latin hypercube points of the opening region (the whole box, or
     start ± 2 σ₀ for an informed start); then CMA-ES from generation 0's best point with step REFINE × σ₀, without
@@ -76,8 +84,6 @@ class OpenedCmaSearch:
     REFINE = 0.6  # the opening looked at σ₀'s scale already; the refinement works closer to its best point
 
     def __init__(self, start: list[float], sigma0: float, seed: int, population: int, informed: bool = False) -> None:
-        from .space_filling import latin_hypercube
-
         self.sigma0, self.seed, self.population = sigma0, seed, population
         low = [max(0.0, u - 2 * sigma0) if informed else 0.0 for u in start]
         high = [min(1.0, u + 2 * sigma0) if informed else 1.0 for u in start]
